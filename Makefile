@@ -1,0 +1,48 @@
+# Two commands do all the set-up: `make demo` and `make test`. Installs are pinned and cached:
+# the venv is rebuilt only when requirements/lock.txt, setup.py or the Horovod recipe change, and
+# the Horovod wheel is built once per torch version into $(WHEEL_CACHE) (outside git).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WHEEL_CACHE ?= $(HOME)/.cache/ltv_spark/wheels
+PIP := $(BIN)/python -m pip
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+# pip's config names two optional local indexes; drop its warnings about them, keep everything else.
+QUIET_PIP := 2>&1 | sed '/is ignored: it is neither/d'
+PYTEST_ARGS ?=
+
+.PHONY: install demo test bench lint clean lock
+
+install: $(STAMP)
+
+$(STAMP): requirements/lock.txt setup.py tools/build_horovod.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -r requirements/lock.txt $(QUIET_PIP)
+	$(PIP) check
+	bash tools/build_horovod.sh $(BIN)/python $(WHEEL_CACHE)
+	$(PIP) install -q --no-deps --no-build-isolation -e . $(QUIET_PIP)
+	$(BIN)/python -c "import horovod.torch, petastorm, deltalake, pyspark"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/ltv demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_ingest.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+lock: $(STAMP)
+	$(PIP) freeze --exclude-editable | sed 's/+cpu$$//' | grep -v '^horovod==' > requirements/lock.txt.new
+	mv requirements/lock.txt.new requirements/lock.txt
+
+clean:
+	rm -rf $(VENV) data reports spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,163 @@
+"""The ``ltv`` command: ``ltv generate | ingest | ingest-cdnow | demo``.
+
+Each command parses its flags into config overrides, builds the session and table store, calls one
+pipeline function and prints a one-screen summary. ``jobs/*.py`` are the same commands for
+spark-submit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from ltv_spark.config import Config, ConfigError, load_config
+from ltv_spark.pipeline import (
+    CDNOW_EVENTS,
+    CDNOW_QUARANTINE,
+    EVENTS,
+    INGEST_FILES,
+    QUARANTINE,
+    WorldExists,
+    generate_world,
+    ingest_cdnow,
+    ingest_raw,
+)
+from ltv_spark.progress import configure_logging, summary
+from ltv_spark.session import build_spark
+from ltv_spark.tables import TableStore, open_store
+
+# flag -> config key; flags left unset keep the configured value
+GENERATE_FLAGS = {
+    "users": "world.users",
+    "days": "world.days",
+    "seed": "world.seed",
+    "dirty_rate": "world.dirty_rate",
+    "format": "world.format",
+    "out": "world.out",
+    "truth_cutoff": "world.truth_cutoff",
+    "truth_horizon": "world.truth_horizon_days",
+    "files_per_day": "world.files_per_day",
+}
+INGEST_FLAGS = {"raw_dir": "ingest.raw_dir", "format": "ingest.format"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(logging.INFO if not args.quiet else logging.WARNING)
+    try:
+        config = load_config(args.env, [*args.set, *_flag_overrides(args)], **_conf_dir(args))
+    except ConfigError as error:
+        print(f"config error: {error}", file=sys.stderr)
+        return 2
+    spark = build_spark(config)
+    if config.env == "local":
+        spark.sparkContext.setLogLevel("ERROR")
+    store = open_store(spark, config.tables)
+    try:
+        return COMMANDS[args.command](args, config, spark, store)
+    except WorldExists as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def run_generate(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    result = generate_world(spark, store, config.world, overwrite=args.overwrite)
+    print(summary(f"ltv generate: seed {config.world.seed}, {config.world.users:,} users", result.lines()))
+    return 0
+
+
+def run_ingest(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    counts = ingest_raw(spark, store, config.ingest)
+    print(summary(f"ltv ingest: {config.ingest.raw_dir}", [*counts.lines(), *_where(store, EVENTS, QUARANTINE, INGEST_FILES)]))
+    return 0 if counts.balanced else 1
+
+
+def run_ingest_cdnow(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    counts = ingest_cdnow(spark, store, args.path)
+    print(summary("ltv ingest-cdnow", [*counts.lines(), *_where(store, CDNOW_EVENTS, CDNOW_QUARANTINE)]))
+    return 0 if counts.balanced else 1
+
+
+def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    """The whole pipeline on the embedded default world (what ``make demo`` runs)."""
+    world = generate_world(spark, store, config.world, overwrite=args.overwrite)
+    counts = ingest_raw(spark, store, config.ingest)
+    cdnow = ingest_cdnow(spark, store)
+    lines = [
+        *world.lines(),
+        "",
+        "ingest (files not seen before):",
+        *counts.lines(),
+        "",
+        "bronze totals:",
+        *[f"  {name:<18} {store.read(name).count():>12,} rows  {store.location(name)}" for name in (EVENTS, QUARANTINE)],
+        "",
+        "CDNOW (real data):",
+        *cdnow.lines(),
+        f"  {CDNOW_EVENTS:<18} {store.location(CDNOW_EVENTS)}",
+    ]
+    print(summary("ltv demo", lines))
+    return 0 if counts.balanced and cdnow.balanced else 1
+
+
+COMMANDS: dict[str, Callable[..., int]] = {
+    "generate": run_generate,
+    "ingest": run_ingest,
+    "ingest-cdnow": run_ingest_cdnow,
+    "demo": run_demo,
+}
+
+
+def _where(store: TableStore, *names: str) -> list[str]:
+    return [f"{name:<20} {store.location(name)}" for name in names]
+
+
+def _flag_overrides(args: argparse.Namespace) -> list[str]:
+    flags = GENERATE_FLAGS if args.command == "generate" else INGEST_FLAGS if args.command == "ingest" else {}
+    overrides = [f"{key}={getattr(args, flag)}" for flag, key in flags.items() if getattr(args, flag, None) is not None]
+    if args.command == "generate" and args.out is not None:
+        overrides.append(f"ingest.raw_dir={args.out}")
+    return overrides
+
+
+def _conf_dir(args: argparse.Namespace) -> dict:
+    return {"conf_dir": args.conf_dir} if args.conf_dir else {}
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--env", default="local", help="local | cluster | databricks (conf/<env>.yaml)")
+    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    common.add_argument("--conf-dir", default=None, help="folder holding base.yaml and the overlays")
+    common.add_argument("--quiet", action="store_true", help="log warnings only")
+    parser = argparse.ArgumentParser(prog="ltv", description="Customer lifetime value on Spark and Delta.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", parents=[common], help="write a generated world's raw drops")
+    generate.add_argument("--users", type=int)
+    generate.add_argument("--days", type=int)
+    generate.add_argument("--seed", type=int)
+    generate.add_argument("--dirty-rate", type=float)
+    generate.add_argument("--format", choices=["csv", "json", "parquet"])
+    generate.add_argument("--out")
+    generate.add_argument("--files-per-day", type=int)
+    generate.add_argument("--truth-cutoff", help="YYYY-MM-DD: cutoff of the truth table")
+    generate.add_argument("--truth-horizon", type=int, help="days: horizon of the truth table")
+    generate.add_argument("--overwrite", action="store_true", help="replace a different world in --out")
+
+    ingest = commands.add_parser("ingest", parents=[common], help="raw files not seen before -> bronze")
+    ingest.add_argument("--raw-dir")
+    ingest.add_argument("--format", choices=["csv", "json", "parquet"])
+
+    cdnow = commands.add_parser("ingest-cdnow", parents=[common], help="CDNOW (lifetimes) -> cdnow.events")
+    cdnow.add_argument("--path", help="CDNOW_master.txt (default: the copy inside lifetimes)")
+
+    demo = commands.add_parser("demo", parents=[common], help="generate + ingest the default world")
+    demo.add_argument("--overwrite", action="store_true")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Typed configuration: conf/base.yaml, an environment overlay, then ``--set`` overrides.
+
+Every setting the pipeline reads lives in one of the dataclasses below. Loading is strict on
+purpose: a misspelt key or a value of the wrong type stops the job at start-up with the key path
+and the expected type, instead of silently falling back to a default hours into a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+ENVIRONMENTS = ("local", "cluster", "databricks")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not match the schema below."""
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """How to obtain the SparkSession (see ltv_spark.session)."""
+
+    master: str | None = None  # None: use the running / spark-submit supplied master
+    app_name: str = "ltv_spark"
+    shuffle_partitions: int = 8
+    driver_memory: str = "4g"
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TablesConfig:
+    """Where logical tables such as ``bronze.events`` live and which Delta engine writes them."""
+
+    engine: Literal["auto", "delta-rs", "spark-delta"] = "auto"
+    root: str = "data/warehouse"  # folder (or URI) holding one folder per table
+    catalog: str | None = None  # Databricks Unity Catalog: tables become catalog.schema.table
+    staging_dir: str = "_staging"  # under each table root: Spark's files before they are committed
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """The generated world (ltv_spark.world): size, time span and dirt."""
+
+    users: int = 20_000
+    days: int = 540
+    start_date: dt.date = dt.date(2025, 6, 1)
+    seed: int = 7
+    dirty_rate: float = 0.002
+    format: Literal["csv", "json", "parquet"] = "csv"
+    files_per_day: int = 1
+    users_per_partition: int = 2_500
+    out: str = "data/raw/events"
+    truth_cutoff: dt.date = dt.date(2026, 5, 1)
+    truth_horizon_days: int = 180
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Raw drops -> bronze.events (ltv_spark.ingest)."""
+
+    raw_dir: str = "data/raw/events"
+    format: Literal["csv", "json", "parquet"] = "csv"
+    min_event_time: dt.date = dt.date(2000, 1, 1)
+    max_future_hours: int = 24  # events later than ingestion time + this are out of range
+    app_id: str = "ltv_spark.ingest"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Model training (the training issue fills in the rest)."""
+
+    epochs: int = 10
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    seed: int = 7
+    launcher: Literal["local", "horovod", "torch-distributor"] = "local"
+    num_proc: int = 2
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of one run."""
+
+    env: Literal["local", "cluster", "databricks"] = "local"
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    tables: TablesConfig = field(default_factory=TablesConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_config(
+    env: str = "local", overrides: list[str] | None = None, conf_dir: Path | str = CONF_DIR
+) -> Config:
+    """Load base.yaml, deep-merge ``<env>.yaml`` over it, apply ``key.path=value`` overrides."""
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"unknown environment {env!r}: expected one of {', '.join(ENVIRONMENTS)}")
+    conf_dir = Path(conf_dir)
+    merged = _read_yaml(conf_dir / "base.yaml")
+    merged = _deep_merge(merged, _read_yaml(conf_dir / f"{env}.yaml"))
+    merged["env"] = env
+    for override in overrides or []:
+        _apply_override(merged, override)
+    return _build(Config, merged, path="")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A plain, YAML/JSON-friendly dict of a config (dates as ISO strings), e.g. to save with a model."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+    return loaded
+
+
+def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _apply_override(tree: dict[str, Any], override: str) -> None:
+    """Apply one ``a.b.c=value`` override; the value is read as YAML (so 3 is an int, x a string)."""
+    key_path, sep, raw_value = override.partition("=")
+    if not sep or not key_path.strip():
+        raise ConfigError(f"override {override!r}: expected KEY.PATH=VALUE, e.g. train.epochs=3")
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {override!r}: value is not valid YAML: {error}") from error
+    *parents, leaf = key_path.strip().split(".")
+    node = tree
+    for depth, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            where = ".".join(parents[: depth + 1])
+            raise ConfigError(f"override {override!r}: {where} is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def _build(cls: type, values: Any, path: str) -> Any:
+    """Turn a mapping into dataclass ``cls``, checking every key and type on the way."""
+    where = path or "<top level>"
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping (section {cls.__name__}), got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {_join(path, unknown[0])!r}: {cls.__name__} accepts {', '.join(sorted(known))}"
+        )
+    kwargs = {name: _coerce(hints[name], value, _join(path, name)) for name, value in values.items()}
+    return cls(**kwargs)
+
+
+def _coerce(expected: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(expected)
+    if dataclasses.is_dataclass(expected):
+        return _build(expected, value, path)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(expected)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _coerce(option, value, path)
+            except ConfigError as error:
+                errors.append(error)
+        raise ConfigError(f"{path}: expected {_type_name(expected)}, got {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(expected)
+        if value not in allowed:
+            raise ConfigError(f"{path}: expected one of {list(allowed)}, got {value!r}")
+        return value
+    if origin is dict:
+        key_type, value_type = typing.get_args(expected)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return {
+            _coerce(key_type, k, path): _coerce(value_type, v, f"{path}.{k}") for k, v in value.items()
+        }
+    if origin is list:
+        (item_type,) = typing.get_args(expected)
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return [_coerce(item_type, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return _coerce_scalar(expected, value, path)
+
+
+def _coerce_scalar(expected: type, value: Any, path: str) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is str and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # YAML reads "4" or 1.5 as numbers where a string (e.g. a Spark conf) is meant
+    if expected is dt.date and isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(f"{path}: expected a date YYYY-MM-DD, got {value!r}") from None
+    if expected is dt.date and isinstance(value, dt.datetime):
+        raise ConfigError(f"{path}: expected a date YYYY-MM-DD, got a timestamp {value!r}")
+    if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{path}: expected {_type_name(expected)}, got {type(value).__name__} {value!r}")
+
+
+def _type_name(expected: Any) -> str:
+    if expected is dt.date:
+        return "date (YYYY-MM-DD)"
+    return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key

@@ -1,0 +1,168 @@
+"""The event contract of ``bronze.events``: columns, types, rules, and quarantine reason codes.
+
+Raw drops arrive as strings (CSV/JSON) or loosely typed Parquet. ``classify_events`` parses them
+into the typed contract and tags each row with the first rule it breaks, so that ingest can send
+good rows to bronze and bad rows to quarantine without losing any.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    DateType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+RAW_COLUMNS = (
+    "event_id",
+    "user_id",
+    "event_time",
+    "event_type",
+    "product_id",
+    "category",
+    "price",
+    "quantity",
+    "order_id",
+)
+REQUIRED_COLUMNS = ("event_id", "user_id", "event_time", "event_type")
+EVENT_TYPES = ("view", "cart", "purchase", "refund")
+ORDER_EVENT_TYPES = ("purchase", "refund")
+CORRUPT_COLUMN = "_corrupt_record"
+
+
+class Reason:
+    """Machine-readable quarantine reasons. Row-level first, then whole-file reasons."""
+
+    MALFORMED_LINE = "malformed_line"
+    MISSING_EVENT_ID = "missing_event_id"
+    MISSING_USER = "missing_user"
+    UNPARSABLE_TIME = "unparsable_time"
+    TIME_OUT_OF_RANGE = "time_out_of_range"
+    UNKNOWN_TYPE = "unknown_event_type"
+    BAD_PRICE = "bad_price"
+    BAD_QUANTITY = "bad_quantity"
+    MISSING_ORDER_ID = "missing_order_id"
+    # whole files
+    BAD_ENCODING = "file_bad_encoding"
+    TRUNCATED = "file_truncated"
+    BAD_HEADER = "file_bad_header"
+    UNREADABLE = "file_unreadable"
+
+
+RAW_SCHEMA = StructType([StructField(name, StringType()) for name in RAW_COLUMNS])
+
+BRONZE_SCHEMA = StructType(
+    [
+        StructField("event_id", StringType()),
+        StructField("user_id", StringType()),
+        StructField("event_time", TimestampType()),
+        StructField("event_type", StringType()),
+        StructField("product_id", StringType()),
+        StructField("category", StringType()),
+        StructField("price", DoubleType()),
+        StructField("quantity", IntegerType()),
+        StructField("order_id", StringType()),
+        StructField("source_file", StringType()),
+        StructField("ingested_at", TimestampType()),
+        StructField("batch_id", LongType()),
+        StructField("event_date", DateType()),
+    ]
+)
+
+QUARANTINE_SCHEMA = StructType(
+    [
+        StructField("reason", StringType()),
+        StructField("raw", StringType()),
+        StructField("source_file", StringType()),
+        StructField("ingested_at", TimestampType()),
+        StructField("batch_id", LongType()),
+    ]
+)
+
+_INTEGER = r"^\s*[0-9]+\s*$"
+
+
+def classify_events(raw: DataFrame, min_time: dt.datetime, max_time: dt.datetime) -> DataFrame:
+    """Typed contract columns plus ``reason``: null for a good row, else the first broken rule.
+
+    ``raw`` holds the RAW_COLUMNS as strings, ``source_file``, and optionally ``_corrupt_record``
+    (the text of a line the reader could not split into columns). The original values are kept in
+    ``raw`` (JSON) so that a quarantined row can be inspected and replayed.
+    """
+    corrupt = F.col(CORRUPT_COLUMN) if CORRUPT_COLUMN in raw.columns else F.lit(None).cast("string")
+    event_type = F.lower(F.trim(F.col("event_type")))
+    event_time = F.expr("try_cast(trim(event_time) AS timestamp)")
+    price = F.expr("try_cast(trim(price) AS double)")
+    quantity_ok = F.col("quantity").rlike(_INTEGER)
+    quantity = F.when(quantity_ok, F.expr("try_cast(trim(quantity) AS int)"))
+    is_order = event_type.isin(*ORDER_EVENT_TYPES)
+
+    def blank(column: str) -> Column:
+        return F.col(column).isNull() | (F.trim(F.col(column)) == "")
+
+    bad_price = (
+        (is_order & blank("price"))
+        | (~blank("price") & (price.isNull() | F.isnan(price) | (price < 0) | (price == float("inf"))))
+    )
+    bad_quantity = (is_order & ~(quantity_ok & (quantity >= 1))) | (
+        ~is_order & ~blank("quantity") & ~(quantity_ok & (quantity >= 1))
+    )
+    reason = (
+        F.when(corrupt.isNotNull(), F.lit(Reason.MALFORMED_LINE))
+        .when(blank("event_id"), F.lit(Reason.MISSING_EVENT_ID))
+        .when(blank("user_id"), F.lit(Reason.MISSING_USER))
+        .when(event_time.isNull(), F.lit(Reason.UNPARSABLE_TIME))
+        .when(
+            (event_time < F.lit(min_time)) | (event_time > F.lit(max_time)), F.lit(Reason.TIME_OUT_OF_RANGE)
+        )
+        .when(~event_type.isin(*EVENT_TYPES) | event_type.isNull(), F.lit(Reason.UNKNOWN_TYPE))
+        .when(bad_price, F.lit(Reason.BAD_PRICE))
+        .when(bad_quantity, F.lit(Reason.BAD_QUANTITY))
+        .when(is_order & blank("order_id"), F.lit(Reason.MISSING_ORDER_ID))
+    )
+    original = F.coalesce(corrupt, F.to_json(F.struct(*[F.col(c) for c in RAW_COLUMNS])))
+    return raw.select(
+        F.trim("event_id").alias("event_id"),
+        F.trim("user_id").alias("user_id"),
+        event_time.alias("event_time"),
+        event_type.alias("event_type"),
+        F.nullif(F.trim("product_id"), F.lit("")).alias("product_id"),
+        F.nullif(F.trim("category"), F.lit("")).alias("category"),
+        price.alias("price"),
+        quantity.alias("quantity"),
+        F.nullif(F.trim("order_id"), F.lit("")).alias("order_id"),
+        F.col("source_file"),
+        reason.alias("reason"),
+        original.alias("raw"),
+    )
+
+
+def to_bronze(good: DataFrame, ingested_at: dt.datetime, batch_id: int) -> DataFrame:
+    """Rows that passed ``classify_events``, with lineage, in BRONZE_SCHEMA order."""
+    return good.select(
+        *[c for c in RAW_COLUMNS],
+        "source_file",
+        F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
+        F.lit(batch_id).cast("long").alias("batch_id"),
+        F.to_date("event_time").alias("event_date"),
+    )
+
+
+def to_quarantine(bad: DataFrame, ingested_at: dt.datetime, batch_id: int) -> DataFrame:
+    """Rejected rows (``reason``, ``raw``, ``source_file``) in QUARANTINE_SCHEMA order."""
+    return bad.select(
+        "reason",
+        "raw",
+        "source_file",
+        F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
+        F.lit(batch_id).cast("long").alias("batch_id"),
+    )

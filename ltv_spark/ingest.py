@@ -1,0 +1,89 @@
+"""Raw events -> bronze: classify, drop repeated event ids, count where every input row went.
+
+Pure DataFrame functions; reading and writing tables happens in ltv_spark.pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+STATUS_BRONZE = "bronze"
+STATUS_QUARANTINE = "quarantine"
+STATUS_DUPLICATE = "duplicate"
+# Among rows sharing an event_id the earliest wins; the other columns only break exact ties.
+_KEEP_ORDER = ("event_time", "source_file", "event_type", "user_id", "product_id", "price", "quantity", "order_id")
+
+
+def label_rows(classified: DataFrame, existing_event_ids: DataFrame | None = None) -> DataFrame:
+    """Add ``status``: quarantine (broke the contract), duplicate (event_id seen before), or bronze.
+
+    An event_id counts as seen when it is already in bronze (``existing_event_ids``) or when an
+    earlier row of the same batch carries it.
+    """
+    good = F.col("reason").isNull()
+    window = Window.partitionBy("event_id", good).orderBy(*[F.col(c).asc_nulls_last() for c in _KEEP_ORDER])
+    ranked = classified.withColumn("_rank", F.row_number().over(window))
+    if existing_event_ids is not None:
+        seen = existing_event_ids.select("event_id").distinct().withColumn("_seen", F.lit(True))
+        ranked = ranked.join(seen, on="event_id", how="left")
+    else:
+        ranked = ranked.withColumn("_seen", F.lit(None).cast("boolean"))
+    status = (
+        F.when(~good, F.lit(STATUS_QUARANTINE))
+        .when(F.coalesce(F.col("_seen"), F.lit(False)) | (F.col("_rank") > 1), F.lit(STATUS_DUPLICATE))
+        .otherwise(F.lit(STATUS_BRONZE))
+    )
+    return ranked.withColumn("status", status).drop("_rank", "_seen")
+
+
+def count_by_file(labelled: DataFrame) -> DataFrame:
+    """One row per source file: input, bronze, quarantine and duplicate row counts."""
+
+    def rows_with(status: str) -> F.Column:
+        return F.sum(F.when(F.col("status") == status, 1).otherwise(0)).cast("long").alias(f"{status}_rows")
+
+    return labelled.groupBy("source_file").agg(
+        F.count(F.lit(1)).cast("long").alias("input_rows"),
+        rows_with(STATUS_BRONZE),
+        rows_with(STATUS_QUARANTINE),
+        rows_with(STATUS_DUPLICATE),
+    )
+
+
+@dataclass
+class IngestCounts:
+    """Where the input rows of one ingest run went. ``input == bronze + quarantine + duplicates``."""
+
+    files: int = 0
+    files_quarantined: int = 0
+    input_rows: int = 0
+    bronze_rows: int = 0
+    quarantine_rows: int = 0
+    duplicate_rows: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def balanced(self) -> bool:
+        return self.input_rows == self.bronze_rows + self.quarantine_rows + self.duplicate_rows
+
+    def add_file(self, counts: dict) -> None:
+        self.input_rows += counts["input_rows"]
+        self.bronze_rows += counts["bronze_rows"]
+        self.quarantine_rows += counts["quarantine_rows"]
+        self.duplicate_rows += counts["duplicate_rows"]
+
+    def lines(self) -> list[str]:
+        check = "adds up" if self.balanced else "DOES NOT ADD UP"
+        lines = [
+            f"files          {self.files:>12,}  ({self.files_quarantined} quarantined whole)",
+            f"input rows     {self.input_rows:>12,}",
+            f"bronze         {self.bronze_rows:>12,}",
+            f"quarantine     {self.quarantine_rows:>12,}",
+            f"duplicates     {self.duplicate_rows:>12,}",
+            f"input = bronze + quarantine + duplicates: {check}",
+        ]
+        lines += [f"  quarantined {reason:<22} {n:>10,}" for reason, n in sorted(self.reasons.items())]
+        return lines

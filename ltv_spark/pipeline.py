@@ -1,0 +1,248 @@
+"""One function per pipeline stage: read tables, call the pure transformations, write tables.
+
+Entry points (the ``ltv`` CLI, ``jobs/*.py``, notebooks) call these and nothing else; the stage
+modules below never read or write a table themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ltv_spark.cdnow import cdnow_path, read_cdnow
+from ltv_spark.config import IngestConfig, WorldConfig, config_to_dict
+from ltv_spark.contract import classify_events, to_bronze, to_quarantine
+from ltv_spark.ingest import STATUS_BRONZE, STATUS_QUARANTINE, IngestCounts, count_by_file, label_rows
+from ltv_spark.progress import LOG, stage
+from ltv_spark.raw_files import inspect_files, list_raw_files, read_bad_files, read_good_files
+from ltv_spark.tables import TableStore
+from ltv_spark.world import events_frame, truth_frame, write_drops, write_junk_files
+
+EVENTS = "bronze.events"
+QUARANTINE = "bronze.quarantine"
+INGEST_FILES = "bronze.ingest_files"
+INGEST_BATCHES = "bronze.ingest_batches"
+TRUTH = "world.truth"
+CDNOW_EVENTS = "cdnow.events"
+CDNOW_QUARANTINE = "cdnow.quarantine"
+WORLD_MARKER = "_world.json"
+
+
+class WorldExists(RuntimeError):
+    """The output folder already holds a different world (or other files)."""
+
+
+@dataclass
+class GenerateSummary:
+    out: str
+    files: int
+    events: int
+    bytes: int
+    junk_files: int
+    truth_table: str
+    skipped: bool = False
+
+    def lines(self) -> list[str]:
+        if self.skipped:
+            return [f"raw files   {self.out} (already generated with this configuration: kept)"]
+        return [
+            f"raw files   {self.out}",
+            f"            {self.files:,} files, {self.events:,} events, {self.bytes / 1e6:,.1f} MB",
+            f"            + {self.junk_files} malformed files (one per kind)",
+            f"truth       {self.truth_table}",
+        ]
+
+
+def generate_world(
+    spark: SparkSession, store: TableStore, world: WorldConfig, overwrite: bool = False
+) -> GenerateSummary:
+    """Write the world's raw daily drops and its truth table (skipped if the same world is there)."""
+    out = Path(world.out)
+    marker = out / WORLD_MARKER
+    wanted = json.dumps(config_to_dict(world), sort_keys=True)
+    if marker.exists() and marker.read_text() == wanted and not overwrite:
+        return GenerateSummary(str(out), 0, 0, 0, 0, store.location(TRUTH), skipped=True)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise WorldExists(f"{out} is not empty and holds another world: pass --overwrite to replace it")
+        shutil.rmtree(out)
+    with stage("generate: events -> raw files") as timer:
+        manifest = write_drops(events_frame(spark, world), world, str(out)).collect()  # one row per file
+        timer.rows = sum(row["rows"] for row in manifest)
+    junk = write_junk_files(str(out), world.start_date, world.format) if world.dirty_rate > 0 else []
+    with stage("generate: truth") as timer:
+        truth = truth_frame(spark, world, world.truth_cutoff, world.truth_horizon_days)
+        replace = {"cutoff": [world.truth_cutoff.isoformat()], "horizon_days": [world.truth_horizon_days]}
+        store.overwrite(truth, TRUTH, partition_by=["cutoff", "horizon_days"], replace_partitions=replace)
+        timer.rows = world.users
+    marker.write_text(wanted)
+    return GenerateSummary(
+        out=str(out),
+        files=len(manifest),
+        events=sum(row["rows"] for row in manifest),
+        bytes=sum(row["bytes"] for row in manifest),
+        junk_files=len(junk),
+        truth_table=store.location(TRUTH),
+    )
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """The files of one ingest batch, recorded before any table is written so a re-run redoes it exactly."""
+
+    batch_id: int
+    files: list[str]
+    ingested_at: dt.datetime
+    bronze_version: int  # bronze as it was before this batch (-1: no table yet)
+    resumed: bool = False
+
+
+def ingest_raw(
+    spark: SparkSession, store: TableStore, ingest: IngestConfig, now: dt.datetime | None = None
+) -> IngestCounts:
+    """Ingest the raw files not seen before as one batch; return where every input row went."""
+    spark.conf.set("spark.sql.csv.parser.columnPruning.enabled", "false")  # corrupt rows need all columns
+    listed = list_raw_files(spark, ingest.raw_dir, ingest.format)
+    plan = _plan_batch(spark, store, [f.path for f in listed], ingest.app_id, now)
+    counts = IngestCounts()
+    if plan is None:
+        LOG.info("[ingest] no new files under %s", ingest.raw_dir)
+        return counts
+    LOG.info("[ingest] batch %d: %d files%s", plan.batch_id, len(plan.files), " (resumed)" if plan.resumed else "")
+    with stage("ingest: inspect files"):
+        inspected = [row.asDict() for row in inspect_files(spark, plan.files, ingest.format).collect()]
+    good = [f for f in inspected if f["reason"] is None]
+    bad = [f for f in inspected if f["reason"] is not None]
+    for file in bad:
+        LOG.warning("[ingest] quarantining %s whole: %s (%s)", file["path"], file["reason"], file["detail"])
+    counts.files, counts.files_quarantined = len(inspected), len(bad)
+
+    max_time = plan.ingested_at + dt.timedelta(hours=ingest.max_future_hours)
+    min_time = dt.datetime.combine(ingest.min_event_time, dt.time())
+    labelled = None
+    quarantine_parts: list[DataFrame] = []
+    file_counts: list[dict] = []
+    raw = read_good_files(spark, good, ingest.format)
+    if raw is not None:
+        existing = store.read(EVENTS, version=plan.bronze_version) if plan.bronze_version >= 0 else None
+        labelled = label_rows(classify_events(raw, min_time, max_time), existing)
+        labelled = labelled.persist(StorageLevel.MEMORY_AND_DISK)
+        file_counts = [row.asDict() for row in count_by_file(labelled).collect()]  # one row per file
+        quarantine_parts.append(
+            to_quarantine(labelled.filter(F.col("status") == STATUS_QUARANTINE), plan.ingested_at, plan.batch_id)
+        )
+    bad_lines = read_bad_files(spark, bad)
+    if bad_lines is not None:
+        bad_lines = to_quarantine(bad_lines, plan.ingested_at, plan.batch_id).persist()
+        file_counts += [
+            {"source_file": r["source_file"], "input_rows": r["n"], "bronze_rows": 0, "quarantine_rows": r["n"],
+             "duplicate_rows": 0}
+            for r in bad_lines.groupBy("source_file").agg(F.count(F.lit(1)).alias("n")).collect()
+        ]
+        quarantine_parts.append(bad_lines)
+    for file in file_counts:
+        counts.add_file(file)
+    quarantine = _union(quarantine_parts)
+    if quarantine is not None:
+        counts.reasons = {r["reason"]: r["n"] for r in quarantine.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()}
+
+    with stage("ingest: write tables") as timer:
+        if quarantine is not None:
+            store.append(quarantine, QUARANTINE, app_id=ingest.app_id, batch_id=plan.batch_id)
+        if labelled is not None:
+            bronze = to_bronze(labelled.filter(F.col("status") == STATUS_BRONZE), plan.ingested_at, plan.batch_id)
+            bronze = bronze.repartition("event_date")  # one file per day and batch
+            store.append(bronze, EVENTS, partition_by=["event_date"], app_id=ingest.app_id, batch_id=plan.batch_id)
+        store.append(
+            _file_log(spark, plan, inspected, file_counts), INGEST_FILES, app_id=ingest.app_id, batch_id=plan.batch_id
+        )
+        timer.rows = counts.bronze_rows
+    for frame in (labelled, bad_lines):
+        if frame is not None:
+            frame.unpersist()
+    return counts
+
+
+def ingest_cdnow(spark: SparkSession, store: TableStore, path: str | None = None) -> IngestCounts:
+    """Load CDNOW into ``cdnow.events`` under the same contract (a fixed file: overwritten whole)."""
+    source = path or str(cdnow_path())
+    ingested_at = dt.datetime(1998, 7, 1)  # fixed, so that re-running changes nothing
+    with stage("ingest: CDNOW") as timer:
+        min_time, max_time = dt.datetime(1997, 1, 1), dt.datetime(1998, 7, 1)
+        labelled = label_rows(classify_events(read_cdnow(spark, source), min_time, max_time)).persist()
+        counts = IngestCounts(files=1)
+        for row in count_by_file(labelled).collect():
+            counts.add_file(row.asDict())
+        bronze = to_bronze(labelled.filter(F.col("status") == STATUS_BRONZE), ingested_at, 0)
+        store.overwrite(bronze, CDNOW_EVENTS)
+        store.overwrite(to_quarantine(labelled.filter(F.col("status") == STATUS_QUARANTINE), ingested_at, 0), CDNOW_QUARANTINE)
+        labelled.unpersist()
+        timer.rows = counts.bronze_rows
+    return counts
+
+
+def _plan_batch(
+    spark: SparkSession, store: TableStore, listed: list[str], app_id: str, now: dt.datetime | None
+) -> BatchPlan | None:
+    """Resume the last batch if it never completed; otherwise record a new batch of unseen files."""
+    last_planned = None
+    if store.exists(INGEST_BATCHES):
+        batches = store.read(INGEST_BATCHES)
+        last_planned = batches.agg(F.max("batch_id")).first()[0]
+        last_done = store.committed_batch(INGEST_FILES, app_id)
+        if last_planned is not None and (last_done is None or last_done < last_planned):
+            row = batches.filter(F.col("batch_id") == last_planned).first()
+            return BatchPlan(row["batch_id"], list(row["files"]), row["ingested_at"], row["bronze_version"], True)
+    seen: set[str] = set()
+    if store.exists(INGEST_FILES):
+        seen = {row["path"] for row in store.read(INGEST_FILES).select("path").collect()}  # one row per file
+    new = [path for path in listed if path not in seen]
+    if not new:
+        return None
+    plan = BatchPlan(
+        batch_id=0 if last_planned is None else last_planned + 1,
+        files=new,
+        ingested_at=(now or dt.datetime.now(dt.timezone.utc)).replace(tzinfo=None, microsecond=0),
+        bronze_version=store.version(EVENTS) if store.exists(EVENTS) else -1,
+    )
+    record = spark.createDataFrame(
+        [(plan.batch_id, plan.files, plan.ingested_at, plan.bronze_version)],
+        "batch_id long, files array<string>, ingested_at timestamp, bronze_version long",
+    )
+    store.append(record, INGEST_BATCHES, app_id=app_id, batch_id=plan.batch_id)
+    return plan
+
+
+def _file_log(spark: SparkSession, plan: BatchPlan, inspected: list[dict], counts: list[dict]) -> DataFrame:
+    """``bronze.ingest_files``: one row per file of the batch; a path here is never ingested again."""
+    by_file = {c["source_file"]: c for c in counts}
+    nothing = {"input_rows": 0, "bronze_rows": 0, "quarantine_rows": 0, "duplicate_rows": 0}
+    rows = []
+    for file in inspected:
+        c = by_file.get(file["path"], nothing)
+        rows.append(
+            (plan.batch_id, file["path"], file["reason"], file["detail"], plan.ingested_at,
+             c["input_rows"], c["bronze_rows"], c["quarantine_rows"], c["duplicate_rows"])
+        )
+    schema = (
+        "batch_id long, path string, file_reason string, detail string, ingested_at timestamp, "
+        "input_rows long, bronze_rows long, quarantine_rows long, duplicate_rows long"
+    )
+    return spark.createDataFrame(rows, schema)
+
+
+def _union(frames: list[DataFrame]) -> DataFrame | None:
+    if not frames:
+        return None
+    result = frames[0]
+    for frame in frames[1:]:
+        result = result.unionByName(frame)
+    return result
+

@@ -1,0 +1,90 @@
+"""The generated world: raw event drops with known ground truth, generated on the executors.
+
+``events_frame`` simulates users in parallel; ``write_drops`` writes them as daily files;
+``truth_frame`` gives each user's hidden parameters and true expected value for a cutoff and
+horizon; ``write_junk_files`` adds one malformed file of each kind a platform produces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ltv_spark.config import WorldConfig
+from ltv_spark.world.files import MANIFEST_SCHEMA, write_groups
+from ltv_spark.world.junk import write_junk_files
+from ltv_spark.world.model import draw_user, make_catalog, truth_at
+from ltv_spark.world.simulate import simulate_partition, user_id_of
+
+__all__ = ["events_frame", "truth_frame", "write_drops", "write_junk_files"]
+
+EVENTS_SCHEMA = (
+    "event_id string, user_id string, event_time string, event_type string, product_id string, "
+    "category string, price string, quantity string, order_id string, sort_ms long, day long, "
+    "malformed boolean"
+)
+TRUTH_SCHEMA = (
+    "user_id string, cutoff date, horizon_days int, signup_date date, session_rate double, "
+    "order_rate double, decline_hazard double, decline_day double, decay_days double, "
+    "expected_order_value double, refund_prob double, engagement_at_cutoff double, "
+    "expected_orders double, expected_value double, p_buy double"
+)
+
+
+def events_frame(spark: SparkSession, world: WorldConfig) -> DataFrame:
+    """Every event of every user (strings, as logged), simulated on the executors."""
+    partitions = max(1, math.ceil(world.users / world.users_per_partition))
+    users = spark.range(0, world.users, numPartitions=partitions)
+    simulate = simulate_partition(world.seed, world.start_date, world.days, world.dirty_rate)
+    return users.mapInPandas(simulate, EVENTS_SCHEMA)
+
+
+def write_drops(events: DataFrame, world: WorldConfig, out: str) -> DataFrame:
+    """Write ``events`` as ``<out>/<day>/part-<bucket>`` files; returns the manifest (path, rows, bytes)."""
+    bucket = F.abs(F.xxhash64("user_id")) % world.files_per_day
+    groups = max(1, min(world.days * world.files_per_day, 4 * spark_parallelism(events)))
+    ordered = (
+        events.withColumn("bucket", bucket)
+        .repartition(groups, "day", "bucket")
+        .sortWithinPartitions("day", "bucket", "sort_ms", "event_id")
+    )
+    return ordered.mapInPandas(write_groups(out, world.start_date, world.format), MANIFEST_SCHEMA)
+
+
+def truth_frame(spark: SparkSession, world: WorldConfig, cutoff: dt.date, horizon_days: int) -> DataFrame:
+    """Each user's hidden parameters and true expected net value over [cutoff, cutoff + horizon)."""
+    partitions = max(1, math.ceil(world.users / world.users_per_partition))
+    cutoff_day = (cutoff - world.start_date).days
+    seed, days, start = world.seed, world.days, world.start_date
+
+    def truth(batches):
+        catalog = make_catalog(seed)
+        for batch in batches:
+            rows = []
+            for index in batch["id"]:
+                user = draw_user(seed, int(index), days)
+                row = {
+                    "user_id": user_id_of(user.user_index),
+                    "cutoff": cutoff,
+                    "horizon_days": horizon_days,
+                    "signup_date": start + dt.timedelta(days=user.signup_day),
+                    **{k: v for k, v in dataclasses.asdict(user).items() if k in _LATENT},
+                    "expected_order_value": user.expected_order_value(catalog),
+                }
+                row.update(truth_at(user, catalog, start, cutoff_day, horizon_days))
+                rows.append(row)
+            yield pd.DataFrame(rows)
+
+    return spark.range(0, world.users, numPartitions=partitions).mapInPandas(truth, TRUTH_SCHEMA)
+
+
+_LATENT = {"session_rate", "order_rate", "decline_hazard", "decline_day", "decay_days", "refund_prob"}
+
+
+def spark_parallelism(df: DataFrame) -> int:
+    return df.sparkSession.sparkContext.defaultParallelism

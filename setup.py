@@ -1,0 +1,29 @@
+"""ltv_spark: customer lifetime value on Spark, Delta, torch and Horovod."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def direct_requirements() -> list[str]:
+    """The pinned direct dependencies (requirements/base.in), minus test and build tools."""
+    dev_only = {"pytest", "chispa", "ruff", "setuptools", "wheel"}
+    lines = (HERE / "requirements" / "base.in").read_text().splitlines()
+    pins = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return [pin for pin in pins if pin.split("==")[0] not in dev_only]
+
+
+setup(
+    name="ltv_spark",
+    version="0.1.0",
+    description="Distributed customer lifetime value prediction: Spark, Delta, a Transformer, Horovod.",
+    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.12",
+    packages=find_packages(include=["ltv_spark", "ltv_spark.*"]),
+    install_requires=direct_requirements(),
+    extras_require={"horovod": ["horovod==0.28.1"]},
+    entry_points={"console_scripts": ["ltv=ltv_spark.cli:main"]},
+)
