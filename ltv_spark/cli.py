@@ -70,7 +70,12 @@ def run_generate(args: argparse.Namespace, config: Config, spark, store: TableSt
 
 def run_ingest(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
     counts = ingest_raw(spark, store, config.ingest)
-    print(summary(f"ltv ingest: {config.ingest.raw_dir}", [*counts.lines(), *_where(store, EVENTS, QUARANTINE, INGEST_FILES)]))
+    print(
+        summary(
+            f"ltv ingest: {config.ingest.raw_dir}",
+            [*counts.lines(), *_where(store, EVENTS, QUARANTINE, INGEST_FILES)],
+        )
+    )
     return 0 if counts.balanced else 1
 
 
@@ -92,7 +97,10 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
         *counts.lines(),
         "",
         "bronze totals:",
-        *[f"  {name:<18} {store.read(name).count():>12,} rows  {store.location(name)}" for name in (EVENTS, QUARANTINE)],
+        *[
+            f"  {name:<18} {store.read(name).count():>12,} rows  {store.location(name)}"
+            for name in (EVENTS, QUARANTINE)
+        ],
         "",
         "CDNOW (real data):",
         *cdnow.lines(),
@@ -116,7 +124,9 @@ def _where(store: TableStore, *names: str) -> list[str]:
 
 def _flag_overrides(args: argparse.Namespace) -> list[str]:
     flags = GENERATE_FLAGS if args.command == "generate" else INGEST_FLAGS if args.command == "ingest" else {}
-    overrides = [f"{key}={getattr(args, flag)}" for flag, key in flags.items() if getattr(args, flag, None) is not None]
+    overrides = [
+        f"{key}={getattr(args, flag)}" for flag, key in flags.items() if getattr(args, flag, None) is not None
+    ]
     if args.command == "generate" and args.out is not None:
         overrides.append(f"ingest.raw_dir={args.out}")
     return overrides
@@ -129,7 +139,9 @@ def _conf_dir(args: argparse.Namespace) -> dict:
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--env", default="local", help="local | cluster | databricks (conf/<env>.yaml)")
-    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    common.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
     common.add_argument("--conf-dir", default=None, help="folder holding base.yaml and the overlays")
     common.add_argument("--quiet", action="store_true", help="log warnings only")
     parser = argparse.ArgumentParser(prog="ltv", description="Customer lifetime value on Spark and Delta.")

@@ -210,9 +210,7 @@ def _coerce(expected: Any, value: Any, path: str) -> Any:
         key_type, value_type = typing.get_args(expected)
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")
-        return {
-            _coerce(key_type, k, path): _coerce(value_type, v, f"{path}.{k}") for k, v in value.items()
-        }
+        return {_coerce(key_type, k, path): _coerce(value_type, v, f"{path}.{k}") for k, v in value.items()}
     if origin is list:
         (item_type,) = typing.get_args(expected)
         if not isinstance(value, list):

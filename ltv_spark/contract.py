@@ -109,9 +109,8 @@ def classify_events(raw: DataFrame, min_time: dt.datetime, max_time: dt.datetime
     def blank(column: str) -> Column:
         return F.col(column).isNull() | (F.trim(F.col(column)) == "")
 
-    bad_price = (
-        (is_order & blank("price"))
-        | (~blank("price") & (price.isNull() | F.isnan(price) | (price < 0) | (price == float("inf"))))
+    bad_price = (is_order & blank("price")) | (
+        ~blank("price") & (price.isNull() | F.isnan(price) | (price < 0) | (price == float("inf")))
     )
     bad_quantity = (is_order & ~(quantity_ok & (quantity >= 1))) | (
         ~is_order & ~blank("quantity") & ~(quantity_ok & (quantity >= 1))

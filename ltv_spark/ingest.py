@@ -14,7 +14,16 @@ STATUS_BRONZE = "bronze"
 STATUS_QUARANTINE = "quarantine"
 STATUS_DUPLICATE = "duplicate"
 # Among rows sharing an event_id the earliest wins; the other columns only break exact ties.
-_KEEP_ORDER = ("event_time", "source_file", "event_type", "user_id", "product_id", "price", "quantity", "order_id")
+_KEEP_ORDER = (
+    "event_time",
+    "source_file",
+    "event_type",
+    "user_id",
+    "product_id",
+    "price",
+    "quantity",
+    "order_id",
+)
 
 
 def label_rows(classified: DataFrame, existing_event_ids: DataFrame | None = None) -> DataFrame:

@@ -33,6 +33,7 @@ TRUTH = "world.truth"
 CDNOW_EVENTS = "cdnow.events"
 CDNOW_QUARANTINE = "cdnow.quarantine"
 WORLD_MARKER = "_world.json"
+CDNOW_APP_ID = "ltv_spark.cdnow"
 
 
 class WorldExists(RuntimeError):
@@ -64,7 +65,7 @@ def generate_world(
     spark: SparkSession, store: TableStore, world: WorldConfig, overwrite: bool = False
 ) -> GenerateSummary:
     """Write the world's raw daily drops and its truth table (skipped if the same world is there)."""
-    out = Path(world.out)
+    out = Path(world.out).resolve()
     marker = out / WORLD_MARKER
     wanted = json.dumps(config_to_dict(world), sort_keys=True)
     if marker.exists() and marker.read_text() == wanted and not overwrite:
@@ -115,7 +116,9 @@ def ingest_raw(
     if plan is None:
         LOG.info("[ingest] no new files under %s", ingest.raw_dir)
         return counts
-    LOG.info("[ingest] batch %d: %d files%s", plan.batch_id, len(plan.files), " (resumed)" if plan.resumed else "")
+    LOG.info(
+        "[ingest] batch %d: %d files%s", plan.batch_id, len(plan.files), " (resumed)" if plan.resumed else ""
+    )
     with stage("ingest: inspect files"):
         inspected = [row.asDict() for row in inspect_files(spark, plan.files, ingest.format).collect()]
     good = [f for f in inspected if f["reason"] is None]
@@ -136,14 +139,21 @@ def ingest_raw(
         labelled = labelled.persist(StorageLevel.MEMORY_AND_DISK)
         file_counts = [row.asDict() for row in count_by_file(labelled).collect()]  # one row per file
         quarantine_parts.append(
-            to_quarantine(labelled.filter(F.col("status") == STATUS_QUARANTINE), plan.ingested_at, plan.batch_id)
+            to_quarantine(
+                labelled.filter(F.col("status") == STATUS_QUARANTINE), plan.ingested_at, plan.batch_id
+            )
         )
     bad_lines = read_bad_files(spark, bad)
     if bad_lines is not None:
         bad_lines = to_quarantine(bad_lines, plan.ingested_at, plan.batch_id).persist()
         file_counts += [
-            {"source_file": r["source_file"], "input_rows": r["n"], "bronze_rows": 0, "quarantine_rows": r["n"],
-             "duplicate_rows": 0}
+            {
+                "source_file": r["source_file"],
+                "input_rows": r["n"],
+                "bronze_rows": 0,
+                "quarantine_rows": r["n"],
+                "duplicate_rows": 0,
+            }
             for r in bad_lines.groupBy("source_file").agg(F.count(F.lit(1)).alias("n")).collect()
         ]
         quarantine_parts.append(bad_lines)
@@ -151,17 +161,27 @@ def ingest_raw(
         counts.add_file(file)
     quarantine = _union(quarantine_parts)
     if quarantine is not None:
-        counts.reasons = {r["reason"]: r["n"] for r in quarantine.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()}
+        counts.reasons = {
+            r["reason"]: r["n"]
+            for r in quarantine.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()
+        }
 
     with stage("ingest: write tables") as timer:
         if quarantine is not None:
             store.append(quarantine, QUARANTINE, app_id=ingest.app_id, batch_id=plan.batch_id)
         if labelled is not None:
-            bronze = to_bronze(labelled.filter(F.col("status") == STATUS_BRONZE), plan.ingested_at, plan.batch_id)
+            bronze = to_bronze(
+                labelled.filter(F.col("status") == STATUS_BRONZE), plan.ingested_at, plan.batch_id
+            )
             bronze = bronze.repartition("event_date")  # one file per day and batch
-            store.append(bronze, EVENTS, partition_by=["event_date"], app_id=ingest.app_id, batch_id=plan.batch_id)
+            store.append(
+                bronze, EVENTS, partition_by=["event_date"], app_id=ingest.app_id, batch_id=plan.batch_id
+            )
         store.append(
-            _file_log(spark, plan, inspected, file_counts), INGEST_FILES, app_id=ingest.app_id, batch_id=plan.batch_id
+            _file_log(spark, plan, inspected, file_counts),
+            INGEST_FILES,
+            app_id=ingest.app_id,
+            batch_id=plan.batch_id,
         )
         timer.rows = counts.bronze_rows
     for frame in (labelled, bad_lines):
@@ -171,7 +191,7 @@ def ingest_raw(
 
 
 def ingest_cdnow(spark: SparkSession, store: TableStore, path: str | None = None) -> IngestCounts:
-    """Load CDNOW into ``cdnow.events`` under the same contract (a fixed file: overwritten whole)."""
+    """Load CDNOW into ``cdnow.events`` under the same contract, once."""
     source = path or str(cdnow_path())
     ingested_at = dt.datetime(1998, 7, 1)  # fixed, so that re-running changes nothing
     with stage("ingest: CDNOW") as timer:
@@ -181,8 +201,10 @@ def ingest_cdnow(spark: SparkSession, store: TableStore, path: str | None = None
         for row in count_by_file(labelled).collect():
             counts.add_file(row.asDict())
         bronze = to_bronze(labelled.filter(F.col("status") == STATUS_BRONZE), ingested_at, 0)
-        store.overwrite(bronze, CDNOW_EVENTS)
-        store.overwrite(to_quarantine(labelled.filter(F.col("status") == STATUS_QUARANTINE), ingested_at, 0), CDNOW_QUARANTINE)
+        quarantine = to_quarantine(labelled.filter(F.col("status") == STATUS_QUARANTINE), ingested_at, 0)
+        # One fixed batch: loading the same file again commits nothing.
+        store.append(quarantine, CDNOW_QUARANTINE, app_id=CDNOW_APP_ID, batch_id=0)
+        store.append(bronze, CDNOW_EVENTS, app_id=CDNOW_APP_ID, batch_id=0)
         labelled.unpersist()
         timer.rows = counts.bronze_rows
     return counts
@@ -199,7 +221,9 @@ def _plan_batch(
         last_done = store.committed_batch(INGEST_FILES, app_id)
         if last_planned is not None and (last_done is None or last_done < last_planned):
             row = batches.filter(F.col("batch_id") == last_planned).first()
-            return BatchPlan(row["batch_id"], list(row["files"]), row["ingested_at"], row["bronze_version"], True)
+            return BatchPlan(
+                row["batch_id"], list(row["files"]), row["ingested_at"], row["bronze_version"], True
+            )
     seen: set[str] = set()
     if store.exists(INGEST_FILES):
         seen = {row["path"] for row in store.read(INGEST_FILES).select("path").collect()}  # one row per file
@@ -209,7 +233,7 @@ def _plan_batch(
     plan = BatchPlan(
         batch_id=0 if last_planned is None else last_planned + 1,
         files=new,
-        ingested_at=(now or dt.datetime.now(dt.timezone.utc)).replace(tzinfo=None, microsecond=0),
+        ingested_at=(now or dt.datetime.now(dt.UTC)).replace(tzinfo=None, microsecond=0),
         bronze_version=store.version(EVENTS) if store.exists(EVENTS) else -1,
     )
     record = spark.createDataFrame(
@@ -228,8 +252,17 @@ def _file_log(spark: SparkSession, plan: BatchPlan, inspected: list[dict], count
     for file in inspected:
         c = by_file.get(file["path"], nothing)
         rows.append(
-            (plan.batch_id, file["path"], file["reason"], file["detail"], plan.ingested_at,
-             c["input_rows"], c["bronze_rows"], c["quarantine_rows"], c["duplicate_rows"])
+            (
+                plan.batch_id,
+                file["path"],
+                file["reason"],
+                file["detail"],
+                plan.ingested_at,
+                c["input_rows"],
+                c["bronze_rows"],
+                c["quarantine_rows"],
+                c["duplicate_rows"],
+            )
         )
     schema = (
         "batch_id long, path string, file_reason string, detail string, ingested_at timestamp, "
@@ -245,4 +278,3 @@ def _union(frames: list[DataFrame]) -> DataFrame | None:
     for frame in frames[1:]:
         result = result.unionByName(frame)
     return result
-

@@ -48,9 +48,9 @@ def list_raw_files(spark: SparkSession, root: str, fmt: str) -> list[RawFile]:
     Hadoop's listing works the same for local folders, HDFS, S3 and DBFS/Volumes. Only names and
     sizes reach the driver.
     """
-    jvm = spark._jvm  # noqa: SLF001
+    jvm = spark._jvm
     path = jvm.org.apache.hadoop.fs.Path(root)
-    fs = path.getFileSystem(spark._jsc.hadoopConfiguration())  # noqa: SLF001
+    fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
     if not fs.exists(path):
         raise FileNotFoundError(f"raw folder {root} does not exist")
     found = []
@@ -140,8 +140,10 @@ def source_file_column() -> F.Column:
 def _read_group(spark: SparkSession, paths: list[str], header: list[str], fmt: str) -> DataFrame:
     if fmt == "parquet":
         frame = spark.read.parquet(*paths)
-        columns = [F.col(f"`{c}`").cast("string").alias(c) if c in header else F.lit(None).cast("string").alias(c)
-                   for c in RAW_COLUMNS]
+        columns = [
+            F.col(f"`{c}`").cast("string").alias(c) if c in header else F.lit(None).cast("string").alias(c)
+            for c in RAW_COLUMNS
+        ]
         return frame.select(*columns, F.lit(None).cast("string").alias(CORRUPT_COLUMN)).withColumn(
             "source_file", source_file_column()
         )
@@ -164,7 +166,10 @@ def _read_group(spark: SparkSession, paths: list[str], header: list[str], fmt: s
 def _inspect_batches(fmt: str):
     def inspect(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            rows = [_inspect_one(path, bytes(content), fmt) for path, content in zip(batch["path"], batch["content"])]
+            rows = [
+                _inspect_one(path, bytes(content), fmt)
+                for path, content in zip(batch["path"], batch["content"], strict=True)
+            ]
             yield pd.DataFrame(rows, columns=[f.name for f in INSPECTION_SCHEMA.fields])
 
     return inspect

@@ -48,7 +48,7 @@ def build_spark(config: Config) -> SparkSession:
 def delta_connector_loaded(spark: SparkSession) -> bool:
     """Whether Spark's Delta connector classes load in this JVM (Databricks, --packages)."""
     try:
-        spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")  # noqa: SLF001
+        spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
         return True
     except Exception:  # py4j raises a generic Py4JJavaError for ClassNotFoundException
         return False

@@ -113,7 +113,9 @@ class DeltaRsStore:
         if replace_partitions:
             _check_schema(name, table, df)
         adds = self._write_files(df, name, partition_by)
-        filters = [(col, "in", [str(v) for v in values]) for col, values in (replace_partitions or {}).items()]
+        filters = [
+            (col, "in", [str(v) for v in values]) for col, values in (replace_partitions or {}).items()
+        ]
         self._commit(
             name,
             lambda: table.create_write_transaction(
@@ -355,8 +357,10 @@ def _delta_schema(schema: StructType) -> DeltaSchema:
 
     def nullable(node: Any) -> Any:
         if isinstance(node, dict):
-            return {k: (True if k in ("nullable", "containsNull", "valueContainsNull") else nullable(v))
-                    for k, v in node.items()}
+            return {
+                k: (True if k in ("nullable", "containsNull", "valueContainsNull") else nullable(v))
+                for k, v in node.items()
+            }
         if isinstance(node, list):
             return [nullable(v) for v in node]
         return node

@@ -7,6 +7,7 @@ same file. Only the manifest (one row per file) returns to the driver.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -31,7 +32,7 @@ def file_path(out: str, start: dt.date, day: int, bucket: int, fmt: str) -> str:
 
 
 def write_groups(out: str, start: dt.date, fmt: str):
-    """A mapInPandas function over rows sorted by (day, bucket, sort_ms, event_id): write one file per group."""
+    """mapInPandas over rows sorted by (day, bucket, sort_ms, event_id): one file per (day, bucket)."""
 
     def write(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         filesystem, root = _filesystem(out)
@@ -63,20 +64,18 @@ def render(events: pd.DataFrame, fmt: str) -> bytes:
     values = events[list(EVENT_COLUMNS)].to_numpy()
     if fmt == "csv":
         lines = [",".join(EVENT_COLUMNS)]
-        for row, broken in zip(values, malformed):
+        for row, broken in zip(values, malformed, strict=True):
             lines.append(",".join(row[:-3]) if broken else ",".join(row))  # broken: fields missing
     else:
-        lines = [_json_line(row, broken) for row, broken in zip(values, malformed)]
+        lines = [_json_line(row, broken) for row, broken in zip(values, malformed, strict=True)]
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _json_line(row: np.ndarray, broken: bool) -> str:
-    record = dict(zip(EVENT_COLUMNS, row))
+    record = dict(zip(EVENT_COLUMNS, row, strict=True))
     for column, kind in (("price", float), ("quantity", int)):
-        try:
+        with contextlib.suppress(ValueError):  # bad text stays as it is: the contract must catch it
             record[column] = kind(record[column]) if record[column] != "" else None
-        except ValueError:
-            pass  # keep the bad text as it is: that is what the contract must catch
     line = json.dumps(record, separators=(",", ":"))
     return line[: len(line) // 2] if broken else line
 

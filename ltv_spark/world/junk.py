@@ -29,7 +29,9 @@ def write_junk_files(out: str, start: dt.date, fmt: str) -> list[str]:
         text = good.decode("utf-8")
         files[f"junk-bad-encoding.{fmt}"] = text.replace("view", "vi\u00e9w").encode("latin-1")
         files[f"junk-truncated.{fmt}"] = good[: len(good) - 7]
-        wrong = text.replace(",", ";") if fmt == "csv" else "".join(f"[{line}]\n" for line in text.splitlines())
+        wrong = (
+            text.replace(",", ";") if fmt == "csv" else "".join(f"[{line}]\n" for line in text.splitlines())
+        )
         files[f"junk-wrong-layout.{fmt}"] = wrong.encode("utf-8")
     written = []
     for offset, (name, payload) in enumerate(sorted(files.items())):

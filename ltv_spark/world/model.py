@@ -92,7 +92,7 @@ def draw_user(seed: int, user_index: int, days: int) -> UserParams:
     return UserParams(
         user_index=user_index,
         signup_day=signup,
-        session_rate=float(rng.gamma(1.5, 0.09 / 1.5)),
+        session_rate=float(rng.gamma(1.5, 0.08 / 1.5)),
         order_rate=float(rng.gamma(0.6, 0.015 / 0.6)),
         decline_hazard=hazard,
         decline_day=signup + float(rng.exponential(1.0 / hazard)),
@@ -152,7 +152,9 @@ def truth_at(user: UserParams, catalog: Catalog, start: dt.date, cutoff_day: int
         "expected_orders": expected_orders,
         "expected_value": expected_orders * net_order_value,
         "p_buy": _p_buy(user, window, rate, known_from, cutoff_day, first_order),
-        "engagement_at_cutoff": float(engagement(np.array([cutoff_day]), user.decline_day, user.decay_days)[0])
+        "engagement_at_cutoff": float(
+            engagement(np.array([cutoff_day]), user.decline_day, user.decay_days)[0]
+        )
         if user.decline_day < cutoff_day
         else 1.0,
     }

@@ -157,7 +157,9 @@ def _pick_products(rng: np.random.Generator, user: UserParams, catalog: Catalog,
     return category * per_category + rng.integers(0, per_category, n)
 
 
-def _refunds(user: UserParams, rng: np.random.Generator, events: pd.DataFrame, start, days: int) -> pd.DataFrame:
+def _refunds(
+    user: UserParams, rng: np.random.Generator, events: pd.DataFrame, start, days: int
+) -> pd.DataFrame:
     """Whole orders refunded 1 + Poisson(10) days after purchase, when that is inside the world."""
     purchases = events[events["event_type"] == "purchase"]
     orders = np.unique(purchases["order"].to_numpy())
@@ -166,7 +168,7 @@ def _refunds(user: UserParams, rng: np.random.Generator, events: pd.DataFrame, s
     rows = purchases[purchases["order"].isin(refunded)].copy()
     if rows.empty:
         return rows
-    delay = dict(zip(refunded, delay_ms))
+    delay = dict(zip(refunded, delay_ms, strict=True))
     rows["sort_ms"] = rows["sort_ms"] + rows["order"].map(delay).astype(np.int64)
     rows["event_type"] = "refund"
     rows["phase"] = 3
@@ -214,7 +216,7 @@ def _add_dirt(events: pd.DataFrame, rng: np.random.Generator, rate: float) -> pd
         return events
     kinds = rng.integers(0, len(DIRT_KINDS), dirty.size)
     duplicates = []
-    for row, kind in zip(dirty, kinds):
+    for row, kind in zip(dirty, kinds, strict=True):
         name = DIRT_KINDS[kind]
         if name == "duplicate":
             duplicates.append(row)
@@ -243,5 +245,7 @@ _DIRT_VALUES = {
 
 def _empty() -> pd.DataFrame:
     columns = {c: pd.Series(dtype=object) for c in EVENT_COLUMNS}
-    columns.update(sort_ms=pd.Series(dtype=np.int64), day=pd.Series(dtype=np.int64), malformed=pd.Series(dtype=bool))
+    columns.update(
+        sort_ms=pd.Series(dtype=np.int64), day=pd.Series(dtype=np.int64), malformed=pd.Series(dtype=bool)
+    )
     return pd.DataFrame(columns)

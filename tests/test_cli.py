@@ -1,0 +1,45 @@
+"""describe the ltv command: generate then ingest, as a data engineer runs them."""
+
+from __future__ import annotations
+
+from deltalake import DeltaTable
+
+from ltv_spark.cli import main
+from ltv_spark.pipeline import EVENTS, QUARANTINE, TRUTH
+
+
+def it_generates_and_ingests_a_world_whose_counts_add_up(spark, tmp_path, capsys):
+    raw, warehouse = tmp_path / "raw", tmp_path / "warehouse"
+    common = ["--set", f"tables.root={warehouse}", "--set", "spark.master=local[2]", "--quiet"]
+    generate = [
+        "generate",
+        "--users",
+        "150",
+        "--days",
+        "40",
+        "--seed",
+        "3",
+        "--dirty-rate",
+        "0.05",
+        "--out",
+        str(raw),
+        "--truth-cutoff",
+        "2025-06-20",
+        "--truth-horizon",
+        "20",
+    ]
+    assert main([*generate, *common]) == 0
+    assert main([*generate, *common]) == 0  # same world: kept, not rewritten
+    assert "already generated" in capsys.readouterr().out
+    assert main(["ingest", "--raw-dir", str(raw), *common]) == 0
+    out = capsys.readouterr().out
+    assert "input = bronze + quarantine + duplicates: adds up" in out
+    for name in (EVENTS, QUARANTINE, TRUTH):
+        schema, table = name.split(".")
+        assert DeltaTable(str(warehouse / schema / table)).version() >= 0
+    assert main([*generate[:-4], "--seed", "4", *common]) == 1  # another world into the same folder
+
+
+def it_exits_with_a_config_error_naming_the_key(capsys):
+    assert main(["ingest", "--set", "ingest.formt=csv"]) == 2
+    assert "unknown key 'ingest.formt'" in capsys.readouterr().err

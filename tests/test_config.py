@@ -1,0 +1,65 @@
+"""describe config: base + overlay + --set, strict about keys and types."""
+
+import datetime as dt
+
+import pytest
+
+from ltv_spark.config import ConfigError, config_to_dict, load_config
+
+
+def it_loads_every_environment():
+    for env in ("local", "cluster", "databricks"):
+        config = load_config(env)
+        assert config.env == env
+    assert load_config("local").tables.engine == "delta-rs"
+    assert load_config("databricks").tables.catalog == "main"
+    assert load_config("cluster").spark.master is None
+
+
+def it_applies_overrides_with_yaml_types():
+    config = load_config("local", ["train.epochs=3", "world.start_date=2024-01-05", "world.dirty_rate=0"])
+    assert config.train.epochs == 3
+    assert config.world.start_date == dt.date(2024, 1, 5)
+    assert config.world.dirty_rate == 0.0 and isinstance(config.world.dirty_rate, float)
+
+
+def it_names_the_key_path_of_an_unknown_key():
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.epoch'.*accepts.*epochs"):
+        load_config("local", ["train.epoch=3"])
+
+
+def it_names_the_key_path_and_type_of_a_wrong_value():
+    with pytest.raises(ConfigError, match=r"train\.epochs: expected int, got str 'three'"):
+        load_config("local", ["train.epochs=three"])
+    with pytest.raises(ConfigError, match=r"world\.start_date: expected a date"):
+        load_config("local", ["world.start_date=June"])
+    with pytest.raises(ConfigError, match=r"train\.launcher: expected one of \['local', 'horovod'"):
+        load_config("local", ["train.launcher=mpi"])
+
+
+def it_refuses_a_bool_where_an_int_is_expected():
+    with pytest.raises(ConfigError, match=r"world\.users: expected int"):
+        load_config("local", ["world.users=true"])
+
+
+def it_checks_files_too(tmp_path):
+    (tmp_path / "base.yaml").write_text("spark:\n  shuffle_partitions: many\n")
+    (tmp_path / "local.yaml").write_text("{}\n")
+    with pytest.raises(ConfigError, match=r"spark\.shuffle_partitions: expected int"):
+        load_config("local", conf_dir=tmp_path)
+    (tmp_path / "base.yaml").write_text("sparkk: {}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'sparkk'"):
+        load_config("local", conf_dir=tmp_path)
+
+
+def it_refuses_malformed_overrides_and_unknown_environments():
+    with pytest.raises(ConfigError, match="expected KEY.PATH=VALUE"):
+        load_config("local", ["train.epochs"])
+    with pytest.raises(ConfigError, match="unknown environment 'prod'"):
+        load_config("prod")
+
+
+def it_round_trips_to_a_plain_dict():
+    plain = config_to_dict(load_config("local"))
+    assert plain["world"]["start_date"] == "2025-06-01"
+    assert plain["spark"]["conf"]["spark.sql.session.timeZone"] == "UTC"

@@ -1,0 +1,157 @@
+"""describe ingest: raw drops -> bronze.events + bronze.quarantine, losing no row, exactly once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ltv_spark.config import IngestConfig
+from ltv_spark.contract import RAW_COLUMNS, Reason
+from ltv_spark.pipeline import EVENTS, INGEST_FILES, QUARANTINE, ingest_raw
+from ltv_spark.tables import delta_rs
+
+NOW = dt.datetime(2025, 6, 10, 12, 0)
+T = "2025-06-0{}T10:00:00.000Z"
+
+GOOD = [
+    ("a1", "u1", T.format(1), "view", "p1", "c1", "9.99", "", ""),
+    ("a2", "u1", T.format(1), "cart", "p1", "c1", "9.99", "1", ""),
+    ("a3", "u1", T.format(1), "purchase", "p1", "c1", "9.99", "1", "o1"),
+    ("a4", "u2", T.format(2), "refund", "p1", "c1", "9.99", "1", "o1"),
+]
+BAD = {
+    Reason.MISSING_EVENT_ID: ("", "u1", T.format(1), "view", "p1", "c1", "1", "", ""),
+    Reason.MISSING_USER: ("b2", "", T.format(1), "view", "p1", "c1", "1", "", ""),
+    Reason.UNPARSABLE_TIME: ("b3", "u1", "2025-06-01X10", "view", "p1", "c1", "1", "", ""),
+    Reason.TIME_OUT_OF_RANGE: ("b4", "u1", "2099-01-01T00:00:00Z", "view", "p1", "c1", "1", "", ""),
+    Reason.UNKNOWN_TYPE: ("b5", "u1", T.format(1), "click", "p1", "c1", "1", "", ""),
+    Reason.BAD_PRICE: ("b6", "u1", T.format(1), "purchase", "p1", "c1", "-3", "1", "o2"),
+    Reason.BAD_QUANTITY: ("b7", "u1", T.format(1), "purchase", "p1", "c1", "3", "0", "o2"),
+    Reason.MISSING_ORDER_ID: ("b8", "u1", T.format(1), "purchase", "p1", "c1", "3", "1", ""),
+}
+MALFORMED = "b9,u1,2025-06-01T10:00:00Z,view"  # four fields where nine are expected
+
+
+def csv_text(rows, extra_lines=()):
+    lines = [",".join(RAW_COLUMNS), *(",".join(r) for r in rows), *extra_lines]
+    return "\n".join(lines) + "\n"
+
+
+def write_every_bad_input(raw: Path) -> int:
+    """A day's drop holding every bad-input class of the contract; returns its number of input rows."""
+    day = raw / "2025-06-01"
+    day.mkdir(parents=True)
+    rows = [*GOOD, *BAD.values(), GOOD[0]]  # GOOD[0] again: a replayed event id
+    (day / "part-00000.csv").write_text(csv_text(rows, [MALFORMED]))
+    bad_encoding = csv_text(GOOD[:2]).replace("view", "vi\u00e9w").encode("latin-1")
+    (day / "bad-encoding.csv").write_bytes(bad_encoding)  # 3 lines
+    (day / "truncated.csv").write_bytes(csv_text(GOOD[:2]).encode()[:-9])  # 3 lines
+    (day / "semicolons.csv").write_text(csv_text(GOOD[:3]).replace(",", ";"))  # 4 lines
+    return len(rows) + 1 + 3 + 3 + 4
+
+
+def config(raw: Path, fmt: str = "csv") -> IngestConfig:
+    return IngestConfig(raw_dir=str(raw), format=fmt)
+
+
+def table_counts(store) -> tuple[int, int]:
+    return store.read(EVENTS).count(), store.read(QUARANTINE).count()
+
+
+def it_loses_no_row_of_a_folder_holding_every_bad_input_class(spark, store, tmp_path):
+    raw = tmp_path / "raw"
+    input_rows = write_every_bad_input(raw)
+    counts = ingest_raw(spark, store, config(raw), now=NOW)
+    bronze, quarantine = table_counts(store)
+    assert counts.input_rows == input_rows == bronze + quarantine + counts.duplicate_rows
+    assert (bronze, counts.duplicate_rows) == (len(GOOD), 1)
+    reasons = {r["reason"]: r["count"] for r in store.read(QUARANTINE).groupBy("reason").count().collect()}
+    assert reasons == {
+        **dict.fromkeys(BAD, 1),
+        Reason.MALFORMED_LINE: 1,
+        Reason.BAD_ENCODING: 3,
+        Reason.TRUNCATED: 3,
+        Reason.BAD_HEADER: 4,
+    }
+    assert counts.files == 4 and counts.files_quarantined == 3
+
+
+def it_records_the_reason_original_values_and_file_of_each_quarantined_row(spark, store, tmp_path):
+    raw = tmp_path / "raw"
+    write_every_bad_input(raw)
+    ingest_raw(spark, store, config(raw), now=NOW)
+    row = store.read(QUARANTINE).filter(f"reason = '{Reason.BAD_PRICE}'").first()
+    assert json.loads(row["raw"])["price"] == "-3"
+    assert row["source_file"].endswith("2025-06-01/part-00000.csv")
+    assert row["batch_id"] == 0 and row["ingested_at"] == NOW
+    encoded = store.read(QUARANTINE).filter(f"reason = '{Reason.BAD_ENCODING}'").collect()
+    assert any("vi\u00e9w" in r["raw"] for r in encoded)  # the latin-1 byte survives, readable
+
+
+def it_ingests_a_new_day_on_its_own_and_never_twice(spark, store, tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "2025-06-01").mkdir(parents=True)
+    (raw / "2025-06-01" / "part-00000.csv").write_text(csv_text(GOOD[:2]))
+    assert ingest_raw(spark, store, config(raw), now=NOW).bronze_rows == 2
+    (raw / "2025-06-02").mkdir()
+    (raw / "2025-06-02" / "part-00000.csv").write_text(csv_text(GOOD[2:] + [GOOD[0]]))  # GOOD[0] replayed
+    second = ingest_raw(spark, store, config(raw), now=NOW)
+    assert (second.files, second.input_rows, second.bronze_rows, second.duplicate_rows) == (1, 3, 2, 1)
+    versions = {name: store.version(name) for name in (EVENTS, QUARANTINE, INGEST_FILES)}
+    third = ingest_raw(spark, store, config(raw), now=NOW)
+    assert third.files == 0 and third.input_rows == 0
+    assert {name: store.version(name) for name in versions} == versions
+    assert store.read(EVENTS).count() == 4
+    assert store.read(EVENTS).select("event_id").distinct().count() == 4
+
+
+def it_finishes_an_interrupted_batch_exactly_once(spark, store, tmp_path, monkeypatch):
+    raw = tmp_path / "raw"
+    input_rows = write_every_bad_input(raw)
+
+    def crash_before_file_log(name):
+        if name == INGEST_FILES:
+            raise RuntimeError("simulated crash after bronze was committed")
+
+    monkeypatch.setattr(delta_rs, "before_commit", crash_before_file_log)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        ingest_raw(spark, store, config(raw), now=NOW)
+    assert store.read(EVENTS).count() == len(GOOD)  # bronze got its batch ...
+    monkeypatch.setattr(delta_rs, "before_commit", None)
+    resumed = ingest_raw(spark, store, config(raw), now=dt.datetime(2030, 1, 1))
+    bronze, quarantine = table_counts(store)
+    assert (bronze, quarantine) == (len(GOOD), input_rows - len(GOOD) - 1)  # ... and not twice
+    assert resumed.input_rows == input_rows == bronze + quarantine + resumed.duplicate_rows
+    assert store.read(EVENTS).first()["ingested_at"] == NOW  # the batch kept its planned timestamp
+
+
+def it_reads_json_lines_with_the_same_contract(spark, store, tmp_path):
+    day = tmp_path / "raw" / "2025-06-01"
+    day.mkdir(parents=True)
+    records = [dict(zip(RAW_COLUMNS, row, strict=True)) for row in [*GOOD, BAD[Reason.UNKNOWN_TYPE]]]
+    records[2]["price"], records[2]["quantity"] = 9.99, 1  # numbers, as JSON loggers write them
+    lines = [json.dumps(r) for r in records] + ['{"event_id": "b9", "user_id": ']
+    (day / "part-00000.json").write_text("\n".join(lines) + "\n")
+    (day / "truncated.json").write_text(json.dumps(records[0])[:20])
+    counts = ingest_raw(spark, store, config(tmp_path / "raw", "json"), now=NOW)
+    assert (counts.input_rows, counts.bronze_rows, counts.quarantine_rows) == (7, 4, 3)
+    assert store.read(EVENTS).filter("event_id = 'a3'").first()["price"] == 9.99
+
+
+def it_reads_parquet_drops_and_quarantines_an_unreadable_one(spark, store, tmp_path):
+    day = tmp_path / "raw" / "2025-06-01"
+    day.mkdir(parents=True)
+    table = pa.table({c: [row[i] for row in GOOD] for i, c in enumerate(RAW_COLUMNS)})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    (day / "part-00000.parquet").write_bytes(sink.getvalue())
+    (day / "cut.parquet").write_bytes(sink.getvalue()[:100])
+    counts = ingest_raw(spark, store, config(tmp_path / "raw", "parquet"), now=NOW)
+    assert (counts.input_rows, counts.bronze_rows, counts.quarantine_rows) == (5, 4, 1)
+    assert store.read(QUARANTINE).first()["reason"] == Reason.UNREADABLE
