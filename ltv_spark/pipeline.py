@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from ltv_spark.cdnow import cdnow_path, read_cdnow
 from ltv_spark.config import IngestConfig, WorldConfig, config_to_dict
 from ltv_spark.contract import classify_events, to_bronze, to_quarantine
+from ltv_spark.frames import union_all
 from ltv_spark.ingest import STATUS_BRONZE, STATUS_QUARANTINE, IngestCounts, count_by_file, label_rows
 from ltv_spark.progress import LOG, stage
 from ltv_spark.raw_files import inspect_files, list_raw_files, read_bad_files, read_good_files
@@ -112,82 +113,97 @@ def ingest_raw(
     spark.conf.set("spark.sql.csv.parser.columnPruning.enabled", "false")  # corrupt rows need all columns
     listed = list_raw_files(spark, ingest.raw_dir, ingest.format)
     plan = _plan_batch(spark, store, [f.path for f in listed], ingest.app_id, now)
-    counts = IngestCounts()
     if plan is None:
         LOG.info("[ingest] no new files under %s", ingest.raw_dir)
-        return counts
-    LOG.info(
-        "[ingest] batch %d: %d files%s", plan.batch_id, len(plan.files), " (resumed)" if plan.resumed else ""
-    )
+        return IngestCounts()
+    resumed = " (resumed)" if plan.resumed else ""
+    LOG.info("[ingest] batch %d: %d files%s", plan.batch_id, len(plan.files), resumed)
     with stage("ingest: inspect files"):
         inspected = [row.asDict() for row in inspect_files(spark, plan.files, ingest.format).collect()]
     good = [f for f in inspected if f["reason"] is None]
     bad = [f for f in inspected if f["reason"] is not None]
     for file in bad:
         LOG.warning("[ingest] quarantining %s whole: %s (%s)", file["path"], file["reason"], file["detail"])
-    counts.files, counts.files_quarantined = len(inspected), len(bad)
 
-    max_time = plan.ingested_at + dt.timedelta(hours=ingest.max_future_hours)
-    min_time = dt.datetime.combine(ingest.min_event_time, dt.time())
-    labelled = None
-    quarantine_parts: list[DataFrame] = []
-    file_counts: list[dict] = []
-    raw = read_good_files(spark, good, ingest.format)
-    if raw is not None:
-        existing = store.read(EVENTS, version=plan.bronze_version) if plan.bronze_version >= 0 else None
-        labelled = label_rows(classify_events(raw, min_time, max_time), existing)
-        labelled = labelled.persist(StorageLevel.MEMORY_AND_DISK)
-        file_counts = [row.asDict() for row in count_by_file(labelled).collect()]  # one row per file
-        quarantine_parts.append(
-            to_quarantine(
-                labelled.filter(F.col("status") == STATUS_QUARANTINE), plan.ingested_at, plan.batch_id
-            )
-        )
+    labelled = _label_good_files(spark, store, plan, ingest, good)
     bad_lines = read_bad_files(spark, bad)
     if bad_lines is not None:
         bad_lines = to_quarantine(bad_lines, plan.ingested_at, plan.batch_id).persist()
-        file_counts += [
-            {
-                "source_file": r["source_file"],
-                "input_rows": r["n"],
-                "bronze_rows": 0,
-                "quarantine_rows": r["n"],
-                "duplicate_rows": 0,
-            }
-            for r in bad_lines.groupBy("source_file").agg(F.count(F.lit(1)).alias("n")).collect()
-        ]
-        quarantine_parts.append(bad_lines)
+    file_counts = _count_files(labelled, bad_lines)
+    rejected = [bad_lines] if bad_lines is not None else []
+    if labelled is not None:
+        broken = labelled.filter(F.col("status") == STATUS_QUARANTINE)
+        rejected.append(to_quarantine(broken, plan.ingested_at, plan.batch_id))
+    quarantine = union_all(rejected)
+    counts = IngestCounts(files=len(inspected), files_quarantined=len(bad))
     for file in file_counts:
         counts.add_file(file)
-    quarantine = _union(quarantine_parts)
     if quarantine is not None:
-        counts.reasons = {
-            r["reason"]: r["n"]
-            for r in quarantine.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()
-        }
+        by_reason = quarantine.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()
+        counts.reasons = {row["reason"]: row["n"] for row in by_reason}
 
     with stage("ingest: write tables") as timer:
-        if quarantine is not None:
-            store.append(quarantine, QUARANTINE, app_id=ingest.app_id, batch_id=plan.batch_id)
-        if labelled is not None:
-            bronze = to_bronze(
-                labelled.filter(F.col("status") == STATUS_BRONZE), plan.ingested_at, plan.batch_id
-            )
-            bronze = bronze.repartition("event_date")  # one file per day and batch
-            store.append(
-                bronze, EVENTS, partition_by=["event_date"], app_id=ingest.app_id, batch_id=plan.batch_id
-            )
-        store.append(
-            _file_log(spark, plan, inspected, file_counts),
-            INGEST_FILES,
-            app_id=ingest.app_id,
-            batch_id=plan.batch_id,
-        )
+        _write_batch(spark, store, ingest.app_id, plan, labelled, quarantine, inspected, file_counts)
         timer.rows = counts.bronze_rows
     for frame in (labelled, bad_lines):
         if frame is not None:
             frame.unpersist()
     return counts
+
+
+def _label_good_files(
+    spark: SparkSession, store: TableStore, plan: BatchPlan, ingest: IngestConfig, good: list[dict]
+) -> DataFrame | None:
+    """Rows of the files that passed inspection, each with its ``status`` (persisted: read 3 times)."""
+    raw = read_good_files(spark, good, ingest.format)
+    if raw is None:
+        return None
+    max_time = plan.ingested_at + dt.timedelta(hours=ingest.max_future_hours)
+    min_time = dt.datetime.combine(ingest.min_event_time, dt.time())
+    classified = classify_events(raw, min_time, max_time).persist(StorageLevel.MEMORY_AND_DISK)
+    existing = _bronze_ids_on_dates(store, plan.bronze_version, classified)
+    labelled = label_rows(classified, existing).persist(StorageLevel.MEMORY_AND_DISK)
+    labelled.count()  # materialize before letting go of the classified rows
+    classified.unpersist()
+    return labelled
+
+
+def _count_files(labelled: DataFrame | None, bad_lines: DataFrame | None) -> list[dict]:
+    """Per source file: input, bronze, quarantine and duplicate rows (one small row per file)."""
+    counts = [row.asDict() for row in count_by_file(labelled).collect()] if labelled is not None else []
+    if bad_lines is not None:
+        for row in bad_lines.groupBy("source_file").agg(F.count(F.lit(1)).alias("n")).collect():
+            counts.append(
+                {
+                    "source_file": row["source_file"],
+                    "input_rows": row["n"],
+                    "bronze_rows": 0,
+                    "quarantine_rows": row["n"],
+                    "duplicate_rows": 0,
+                }
+            )
+    return counts
+
+
+def _write_batch(
+    spark: SparkSession,
+    store: TableStore,
+    app_id: str,
+    plan: BatchPlan,
+    labelled: DataFrame | None,
+    quarantine: DataFrame | None,
+    inspected: list[dict],
+    file_counts: list[dict],
+) -> None:
+    """Quarantine, then bronze, then the file log (the batch's completion mark), each exactly once."""
+    if quarantine is not None:
+        store.append(quarantine, QUARANTINE, app_id=app_id, batch_id=plan.batch_id)
+    if labelled is not None:
+        good = labelled.filter(F.col("status") == STATUS_BRONZE)
+        bronze = to_bronze(good, plan.ingested_at, plan.batch_id).repartition("event_date")  # a file a day
+        store.append(bronze, EVENTS, partition_by=["event_date"], app_id=app_id, batch_id=plan.batch_id)
+    log = _file_log(spark, plan, inspected, file_counts)
+    store.append(log, INGEST_FILES, app_id=app_id, batch_id=plan.batch_id)
 
 
 def ingest_cdnow(spark: SparkSession, store: TableStore, path: str | None = None) -> IngestCounts:
@@ -208,6 +224,20 @@ def ingest_cdnow(spark: SparkSession, store: TableStore, path: str | None = None
         labelled.unpersist()
         timer.rows = counts.bronze_rows
     return counts
+
+
+def _bronze_ids_on_dates(store: TableStore, version: int, classified: DataFrame) -> DataFrame | None:
+    """Event ids already in bronze (as of ``version``) on the days this batch has events for.
+
+    A replayed event carries its original event_time, so it can only collide with bronze rows of
+    the same ``event_date`` partition: reading just those days keeps a daily ingest from scanning
+    the whole table. The batch's days are one row each (bounded by the calendar).
+    """
+    if version < 0:
+        return None
+    days = [row[0] for row in classified.select(F.to_date("event_time")).distinct().collect()]
+    bronze = store.read(EVENTS, version=version)
+    return bronze.filter(F.col("event_date").isin(*[d for d in days if d is not None])).select("event_id")
 
 
 def _plan_batch(
@@ -269,12 +299,3 @@ def _file_log(spark: SparkSession, plan: BatchPlan, inspected: list[dict], count
         "input_rows long, bronze_rows long, quarantine_rows long, duplicate_rows long"
     )
     return spark.createDataFrame(rows, schema)
-
-
-def _union(frames: list[DataFrame]) -> DataFrame | None:
-    if not frames:
-        return None
-    result = frames[0]
-    for frame in frames[1:]:
-        result = result.unionByName(frame)
-    return result

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from ltv_spark.contract import CORRUPT_COLUMN, RAW_COLUMNS, REQUIRED_COLUMNS, Reason
+from ltv_spark.frames import union_all
 
 EXTENSIONS = {"csv": (".csv",), "json": (".json", ".jsonl"), "parquet": (".parquet",)}
 
@@ -89,13 +90,9 @@ def read_good_files(spark: SparkSession, inspected: list[dict], fmt: str) -> Dat
     by_header: dict[str, list[str]] = {}
     for file in inspected:
         by_header.setdefault(file["header"], []).append(file["path"])
-    frames = [_read_group(spark, paths, json.loads(header), fmt) for header, paths in by_header.items()]
-    if not frames:
-        return None
-    result = frames[0]
-    for frame in frames[1:]:
-        result = result.unionByName(frame)
-    return result
+    return union_all(
+        [_read_group(spark, paths, json.loads(header), fmt) for header, paths in by_header.items()]
+    )
 
 
 def read_bad_files(spark: SparkSession, inspected: list[dict]) -> DataFrame | None:
@@ -127,9 +124,7 @@ def read_bad_files(spark: SparkSession, inspected: list[dict]) -> DataFrame | No
                 "reason string, raw string, source_file string",
             )
         )
-    if not frames:
-        return None
-    return frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    return union_all(frames)
 
 
 def source_file_column() -> F.Column:

@@ -10,7 +10,7 @@
 # usage: tools/build_horovod.sh VENV_PYTHON WHEEL_CACHE_DIR
 set -euo pipefail
 
-python=$1
+python="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"  # absolute: the build runs in another folder
 cache_root=$2
 version=0.28.1
 torch_version=$("$python" -c 'import torch; print(torch.__version__.split("+")[0])')

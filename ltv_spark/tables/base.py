@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 
 class TableError(RuntimeError):
@@ -83,3 +84,11 @@ def split_name(name: str) -> tuple[str, str]:
     if len(parts) != 2 or not all(part.isidentifier() for part in parts):
         raise TableError(f"table name {name!r}: expected 'schema.table', e.g. 'bronze.events'")
     return parts[0], parts[1]
+
+
+def check_unique_keys(df: DataFrame, keys: Sequence[str]) -> None:
+    """Refuse a MERGE source with two rows for one key (Delta's own merge refuses it too)."""
+    duplicate = df.groupBy(*keys).count().filter(F.col("count") > 1).limit(1).collect()
+    if duplicate:
+        shown = {k: duplicate[0][k] for k in keys}
+        raise DuplicateMergeKey(f"merge source has {duplicate[0]['count']} rows for key {shown}")

@@ -38,14 +38,13 @@ from deltalake.transaction import (
     create_table_with_add_actions,
 )
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from ltv_spark.tables.base import (
-    DuplicateMergeKey,
     SchemaMismatch,
     TableError,
     TableNotFound,
+    check_unique_keys,
     split_name,
 )
 from ltv_spark.tables.features import check_readable, check_writable
@@ -159,7 +158,7 @@ class DeltaRsStore:
 
     def merge(self, df: DataFrame, name: str, keys: Sequence[str], partition_by: Sequence[str] = ()) -> int:
         """Upsert by rewriting, in Spark, the files of the partitions the source touches."""
-        _check_unique_keys(df, keys)
+        check_unique_keys(df, keys)
         if not self.exists(name):
             return self._create(df, name, partition_by, operation="MERGE")
         table = self._open_for_write(name)
@@ -325,13 +324,6 @@ def _partition_string(value: Any) -> str | None:
     if value is None:
         return None
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
-def _check_unique_keys(df: DataFrame, keys: Sequence[str]) -> None:
-    duplicate = df.groupBy(*keys).count().filter(F.col("count") > 1).limit(1).collect()
-    if duplicate:
-        shown = {k: duplicate[0][k] for k in keys}
-        raise DuplicateMergeKey(f"merge source has {duplicate[0]['count']} rows for key {shown}")
 
 
 def _check_schema(name: str, table: DeltaTable, df: DataFrame) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from ltv_spark.tables.base import DuplicateMergeKey, TableNotFound, split_name
+from ltv_spark.tables.base import TableNotFound, check_unique_keys, split_name
 
 
 class SparkDeltaStore:
@@ -111,11 +111,7 @@ class SparkDeltaStore:
         return None if after == before else after  # Delta skips a (txnAppId, txnVersion) seen before
 
     def merge(self, df: DataFrame, name: str, keys: Sequence[str], partition_by: Sequence[str] = ()) -> int:
-        from pyspark.sql import functions as F
-
-        duplicate = df.groupBy(*keys).count().filter(F.col("count") > 1).limit(1).collect()
-        if duplicate:
-            raise DuplicateMergeKey(f"merge source has duplicate key {[duplicate[0][k] for k in keys]}")
+        check_unique_keys(df, keys)
         if not self.exists(name):
             return self.overwrite(df, name, partition_by)
         condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from ltv_spark.contract import RAW_COLUMNS
 from ltv_spark.world.model import (
     BUY_LAG_DAYS,
     FIRST_ORDER_PROB,
@@ -24,17 +25,7 @@ from ltv_spark.world.model import (
     user_rng,
 )
 
-EVENT_COLUMNS = (
-    "event_id",
-    "user_id",
-    "event_time",
-    "event_type",
-    "product_id",
-    "category",
-    "price",
-    "quantity",
-    "order_id",
-)
+EVENT_COLUMNS = RAW_COLUMNS  # the generator writes drops in the event contract's columns
 HELPER_COLUMNS = ("sort_ms", "day", "malformed")
 HOURLY_WEIGHT = np.array([1, 1, 1, 1, 1, 1, 2, 3, 4, 5, 5, 5, 6, 6, 5, 5, 5, 6, 8, 9, 9, 7, 4, 2], float)
 DIRT_KINDS = (
