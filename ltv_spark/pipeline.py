@@ -269,7 +269,7 @@ def _plan_batch(
     record = spark.createDataFrame(
         [(plan.batch_id, plan.files, plan.ingested_at, plan.bronze_version)],
         "batch_id long, files array<string>, ingested_at timestamp, bronze_version long",
-    )
+    ).coalesce(1)
     store.append(record, INGEST_BATCHES, app_id=app_id, batch_id=plan.batch_id)
     return plan
 
@@ -298,4 +298,4 @@ def _file_log(spark: SparkSession, plan: BatchPlan, inspected: list[dict], count
         "batch_id long, path string, file_reason string, detail string, ingested_at timestamp, "
         "input_rows long, bronze_rows long, quarantine_rows long, duplicate_rows long"
     )
-    return spark.createDataFrame(rows, schema)
+    return spark.createDataFrame(rows, schema).coalesce(1)  # one small file per batch
