@@ -21,9 +21,9 @@ install: $(STAMP)
 $(STAMP): requirements/lock.txt setup.py tools/build_horovod.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -r requirements/lock.txt $(QUIET_PIP)
-	$(PIP) check
 	bash tools/build_horovod.sh $(BIN)/python $(WHEEL_CACHE)
 	$(PIP) install -q --no-deps --no-build-isolation -e . $(QUIET_PIP)
+	$(PIP) check
 	$(BIN)/python -c "import horovod.torch, petastorm, deltalake, pyspark"
 	touch $@
 

@@ -11,7 +11,7 @@ def direct_requirements() -> list[str]:
     """The pinned direct dependencies (requirements/base.in), minus test and build tools."""
     dev_only = {"pytest", "chispa", "ruff", "setuptools", "wheel"}
     lines = (HERE / "requirements" / "base.in").read_text().splitlines()
-    pins = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    pins = [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
     return [pin for pin in pins if pin.split("==")[0] not in dev_only]
 
 

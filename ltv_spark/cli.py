@@ -1,4 +1,4 @@
-"""The ``ltv`` command: ``ltv generate | ingest | ingest-cdnow | demo``.
+"""The ``ltv`` command: ``ltv generate | ingest | ingest-cdnow | sessions | features | training-set | demo``.
 
 Each command parses its flags into config overrides, builds the session and table store, calls one
 pipeline function and prints a one-screen summary. ``jobs/*.py`` are the same commands for
@@ -8,18 +8,27 @@ spark-submit.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
 from collections.abc import Callable, Sequence
 
 from ltv_spark.config import Config, ConfigError, load_config
+from ltv_spark.dataset import plan_cutoffs
 from ltv_spark.pipeline import (
     CDNOW_EVENTS,
     CDNOW_QUARANTINE,
     EVENTS,
+    FEATURES,
     INGEST_FILES,
+    LABELS,
     QUARANTINE,
+    SEQUENCES,
+    SESSIONS,
     WorldExists,
+    build_cutoff,
+    build_sessions,
+    build_training_set,
     generate_world,
     ingest_cdnow,
     ingest_raw,
@@ -41,6 +50,7 @@ GENERATE_FLAGS = {
     "files_per_day": "world.files_per_day",
 }
 INGEST_FLAGS = {"raw_dir": "ingest.raw_dir", "format": "ingest.format"}
+FEATURE_FLAGS = {"horizon": "features.horizon_days", "sequence_length": "features.sequence_length"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,11 +95,46 @@ def run_ingest_cdnow(args: argparse.Namespace, config: Config, spark, store: Tab
     return 0 if counts.balanced else 1
 
 
+def run_sessions(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    result = build_sessions(spark, store, config.features)
+    print(summary("ltv sessions", [*result.lines(), *_where(store, SESSIONS)]))
+    return 0
+
+
+def run_features(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    sessions = build_sessions(spark, store, config.features)
+    result = build_cutoff(spark, store, config.features, dt.date.fromisoformat(args.cutoff))
+    lines = [*sessions.lines(), result.line(), *_where(store, FEATURES, SEQUENCES, LABELS)]
+    print(summary(f"ltv features --cutoff {args.cutoff}", lines))
+    return 0
+
+
+def run_training_set(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    print(summary("ltv training-set", _training_set_lines(spark, store, config)))
+    return 0
+
+
+def _training_set_lines(spark, store: TableStore, config: Config) -> list[str]:
+    """Build every cutoff of the configured plan; report per-cutoff users and per-split examples."""
+    plan = plan_cutoffs(config.features)
+    result = build_training_set(spark, store, config.features, plan)
+    splits = {"train": result.train, "validation": result.validation, "evaluation": result.evaluation}
+    return [
+        f"horizon {plan.horizon_days} days; train {plan.train[0]}..{plan.train[-1]} "
+        f"({len(plan.train)} cutoffs), validation {plan.validation}, evaluation {plan.evaluation}",
+        *[summary_.line() for summary_ in result.summaries],
+        *[f"{name:<10} {frame.count():>10,} examples" for name, frame in splits.items()],
+        *_where(store, FEATURES, SEQUENCES, LABELS),
+    ]
+
+
 def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
     """The whole pipeline on the embedded default world (what ``make demo`` runs)."""
     world = generate_world(spark, store, config.world, overwrite=args.overwrite)
     counts = ingest_raw(spark, store, config.ingest)
     cdnow = ingest_cdnow(spark, store)
+    sessions = build_sessions(spark, store, config.features)
+    training = _training_set_lines(spark, store, config)
     lines = [
         *world.lines(),
         "",
@@ -105,6 +150,12 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
         "CDNOW (real data):",
         *cdnow.lines(),
         f"  {CDNOW_EVENTS:<18} {store.location(CDNOW_EVENTS)}",
+        "",
+        *sessions.lines(),
+        f"  {SESSIONS:<18} {store.read(SESSIONS).count():>12,} rows  {store.location(SESSIONS)}",
+        "",
+        "training set:",
+        *training,
     ]
     print(summary("ltv demo", lines))
     return 0 if counts.balanced and cdnow.balanced else 1
@@ -114,6 +165,9 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "generate": run_generate,
     "ingest": run_ingest,
     "ingest-cdnow": run_ingest_cdnow,
+    "sessions": run_sessions,
+    "features": run_features,
+    "training-set": run_training_set,
     "demo": run_demo,
 }
 
@@ -123,7 +177,9 @@ def _where(store: TableStore, *names: str) -> list[str]:
 
 
 def _flag_overrides(args: argparse.Namespace) -> list[str]:
-    flags = GENERATE_FLAGS if args.command == "generate" else INGEST_FLAGS if args.command == "ingest" else {}
+    flags = {"generate": GENERATE_FLAGS, "ingest": INGEST_FLAGS, "features": FEATURE_FLAGS}.get(
+        args.command, {}
+    )
     overrides = [
         f"{key}={getattr(args, flag)}" for flag, key in flags.items() if getattr(args, flag, None) is not None
     ]
@@ -165,6 +221,15 @@ def _parser() -> argparse.ArgumentParser:
 
     cdnow = commands.add_parser("ingest-cdnow", parents=[common], help="CDNOW (lifetimes) -> cdnow.events")
     cdnow.add_argument("--path", help="CDNOW_master.txt (default: the copy inside lifetimes)")
+
+    commands.add_parser("sessions", parents=[common], help="bronze batches not yet sessionized -> silver")
+    features = commands.add_parser(
+        "features", parents=[common], help="features, sequences, labels at a cutoff"
+    )
+    features.add_argument("--cutoff", required=True, help="YYYY-MM-DD: features use events before it")
+    features.add_argument("--horizon", type=int, help="label horizon in days")
+    features.add_argument("--sequence-length", type=int, help="sessions per sequence")
+    commands.add_parser("training-set", parents=[common], help="every cutoff of the configured plan")
 
     demo = commands.add_parser("demo", parents=[common], help="generate + ingest the default world")
     demo.add_argument("--overwrite", action="store_true")

@@ -75,6 +75,20 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    """Sessions, point-in-time features, sequences, labels and the training cutoffs."""
+
+    session_gap_minutes: int = 30
+    max_events_per_user_day: int = 2000  # heavy users and bots are capped per day
+    sequence_length: int = 32
+    horizon_days: int = 365
+    evaluation_cutoff: dt.date = dt.date(2025, 11, 23)
+    train_cutoffs: int = 6
+    cutoff_step_days: int = 30
+    app_id: str = "ltv_spark.sessions"
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Model training (the training issue fills in the rest)."""
 
@@ -95,6 +109,7 @@ class Config:
     tables: TablesConfig = field(default_factory=TablesConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 

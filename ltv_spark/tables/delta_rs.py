@@ -327,8 +327,8 @@ def _partition_string(value: Any) -> str | None:
 
 
 def _check_schema(name: str, table: DeltaTable, df: DataFrame) -> None:
-    expected = {f["name"]: f["type"] for f in json.loads(table.schema().to_json())["fields"]}
-    actual = {f["name"]: f["type"] for f in json.loads(df.schema.json())["fields"]}
+    expected = {f["name"]: f["type"] for f in _all_nullable(json.loads(table.schema().to_json()))["fields"]}
+    actual = {f["name"]: f["type"] for f in _all_nullable(json.loads(df.schema.json()))["fields"]}
     if expected != actual:
         missing = sorted(set(expected) - set(actual))
         extra = sorted(set(actual) - set(expected))
@@ -346,18 +346,17 @@ def _spark_schema(table: DeltaTable) -> StructType:
 
 def _delta_schema(schema: StructType) -> DeltaSchema:
     """Spark schema -> Delta schema, every field nullable (as Delta-Spark writes them)."""
+    return DeltaSchema.from_json(json.dumps(_all_nullable(json.loads(schema.json()))))
 
-    def nullable(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {
-                k: (True if k in ("nullable", "containsNull", "valueContainsNull") else nullable(v))
-                for k, v in node.items()
-            }
-        if isinstance(node, list):
-            return [nullable(v) for v in node]
-        return node
 
-    return DeltaSchema.from_json(json.dumps(nullable(json.loads(schema.json()))))
+def _all_nullable(node: Any) -> Any:
+    """A schema JSON with every field, array element and map value nullable."""
+    if isinstance(node, dict):
+        flags = ("nullable", "containsNull", "valueContainsNull")
+        return {k: (True if k in flags else _all_nullable(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_all_nullable(v) for v in node]
+    return node
 
 
 def _properties(

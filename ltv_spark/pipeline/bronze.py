@@ -1,4 +1,4 @@
-"""One function per pipeline stage: read tables, call the pure transformations, write tables.
+"""Raw drops -> bronze: the generated world, ingest with quarantine, CDNOW.
 
 Entry points (the ``ltv`` CLI, ``jobs/*.py``, notebooks) call these and nothing else; the stage
 modules below never read or write a table themselves.

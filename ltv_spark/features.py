@@ -1,0 +1,138 @@
+"""Point-in-time user features at a cutoff T: RFM plus behaviour, from events strictly before T.
+
+Every function here filters ``event_time < cutoff`` itself, so no caller can leak the future into
+a feature by passing the whole event table (the leakage test changes every event at or after T).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from ltv_spark.sessions import cap_user_days, sessionize
+
+FEATURE_COLUMNS = (
+    "days_since_last_purchase",
+    "orders",
+    "repeat_orders",
+    "monetary",
+    "avg_order_value",
+    "tenure_days",
+    "refund_rate",
+    "sessions_7d",
+    "sessions_30d",
+    "sessions_90d",
+    "orders_7d",
+    "orders_30d",
+    "orders_90d",
+    "cart_abandonment",
+    "view_to_purchase",
+    "category_diversity",
+    "days_since_last_session",
+    "sessions_total",
+    "session_trend",
+    "has_purchased",
+)
+SECONDS_PER_DAY = 86_400.0
+
+
+def events_before(events: DataFrame, cutoff: dt.date) -> DataFrame:
+    """The only view of the events a cutoff-T computation may use."""
+    return events.filter(F.col("event_time") < F.lit(dt.datetime.combine(cutoff, dt.time())))
+
+
+def sessions_before(
+    events: DataFrame, cutoff: dt.date, gap_minutes: int, max_events_per_user_day: int
+) -> DataFrame:
+    """Sessions built from the events before the cutoff only (a session spanning T is cut at T)."""
+    capped = cap_user_days(events_before(events, cutoff), max_events_per_user_day)
+    return sessionize(capped, gap_minutes)
+
+
+def user_features(sessions: DataFrame, events: DataFrame, cutoff: dt.date) -> DataFrame:
+    """One row per user active before ``cutoff``: the cutoff, then FEATURE_COLUMNS.
+
+    ``sessions`` must come from ``sessions_before(events, cutoff, ...)``.
+    """
+    t = F.lit(dt.datetime.combine(cutoff, dt.time()))
+    past = events_before(events, cutoff)
+    session_stats = sessions.groupBy("user_id").agg(
+        F.count(F.lit(1)).alias("sessions_total"),
+        *[_within(F.col("session_start"), t, days).alias(f"sessions_{days}d") for days in (7, 30, 90)],
+        _between(F.col("session_start"), t, 30, 120).alias("sessions_prior_90d"),
+        _days(t, F.max("session_end")).alias("days_since_last_session"),
+        F.sum(F.when((F.col("n_carts") > 0) & (F.col("n_purchases") == 0), 1).otherwise(0)).alias(
+            "_abandoned"
+        ),
+        F.sum(F.when(F.col("n_carts") > 0, 1).otherwise(0)).alias("_with_cart"),
+    )
+    purchase_time = F.when(F.col("event_type") == "purchase", F.col("event_time"))
+    amount = F.col("price") * F.col("quantity")
+    order_id = F.when(F.col("event_type") == "purchase", F.col("order_id"))
+    event_stats = past.groupBy("user_id").agg(
+        _days(t, F.min("event_time")).alias("tenure_days"),
+        _days(t, F.max(purchase_time)).alias("_since_purchase"),
+        F.countDistinct(order_id).alias("orders"),
+        *[
+            F.countDistinct(F.when(_recent(t, days), order_id)).alias(f"orders_{days}d")
+            for days in (7, 30, 90)
+        ],
+        F.coalesce(F.sum(F.when(F.col("event_type") == "purchase", amount)), F.lit(0.0)).alias("_gross"),
+        F.coalesce(F.sum(F.when(F.col("event_type") == "refund", amount)), F.lit(0.0)).alias("_refunded"),
+        F.sum(F.when(F.col("event_type") == "view", 1).otherwise(0)).alias("_views"),
+        F.sum(F.when(F.col("event_type") == "purchase", 1).otherwise(0)).alias("_purchase_events"),
+        F.countDistinct("category").alias("category_diversity"),
+    )
+    joined = event_stats.join(session_stats, "user_id", "left")
+    return joined.select(
+        "user_id",
+        F.lit(cutoff).alias("cutoff"),
+        F.coalesce(F.col("_since_purchase"), F.col("tenure_days")).alias("days_since_last_purchase"),
+        F.col("orders").cast("long").alias("orders"),
+        F.greatest(F.col("orders") - 1, F.lit(0)).cast("long").alias("repeat_orders"),
+        (F.col("_gross") - F.col("_refunded")).alias("monetary"),
+        _ratio(F.col("_gross"), F.col("orders")).alias("avg_order_value"),
+        "tenure_days",
+        _ratio(F.col("_refunded"), F.col("_gross")).alias("refund_rate"),
+        *[
+            F.coalesce(F.col(f"sessions_{d}d"), F.lit(0)).cast("long").alias(f"sessions_{d}d")
+            for d in (7, 30, 90)
+        ],
+        *[F.col(f"orders_{d}d").cast("long").alias(f"orders_{d}d") for d in (7, 30, 90)],
+        _ratio(F.col("_abandoned"), F.col("_with_cart")).alias("cart_abandonment"),
+        _ratio(F.col("_purchase_events"), F.col("_views")).alias("view_to_purchase"),
+        F.col("category_diversity").cast("long").alias("category_diversity"),
+        F.coalesce(F.col("days_since_last_session"), F.col("tenure_days")).alias("days_since_last_session"),
+        F.coalesce(F.col("sessions_total"), F.lit(0)).cast("long").alias("sessions_total"),
+        # sessions in the last 30 days over the monthly rate of the 90 days before, smoothed by 1
+        (
+            (F.coalesce(F.col("sessions_30d"), F.lit(0)) + 1)
+            / (F.coalesce(F.col("sessions_prior_90d"), F.lit(0)) / 3 + 1)
+        ).alias("session_trend"),
+        (F.col("orders") > 0).cast("int").alias("has_purchased"),
+    )
+
+
+def _days(later: Column, earlier: Column) -> Column:
+    return (F.unix_micros(later) - F.unix_micros(earlier)) / (SECONDS_PER_DAY * 1e6)
+
+
+def _recent(t: Column, days: int) -> Column:
+    return F.col("event_time") >= t - F.expr(f"INTERVAL {days} DAYS")
+
+
+def _within(time: Column, t: Column, days: int) -> Column:
+    return F.sum(F.when(time >= t - F.expr(f"INTERVAL {days} DAYS"), 1).otherwise(0))
+
+
+def _between(time: Column, t: Column, newer_days: int, older_days: int) -> Column:
+    inside = (time < t - F.expr(f"INTERVAL {newer_days} DAYS")) & (
+        time >= t - F.expr(f"INTERVAL {older_days} DAYS")
+    )
+    return F.sum(F.when(inside, 1).otherwise(0))
+
+
+def _ratio(numerator: Column, denominator: Column) -> Column:
+    return F.when(denominator > 0, numerator / denominator).otherwise(F.lit(0.0)).cast("double")

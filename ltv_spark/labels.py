@@ -1,0 +1,39 @@
+"""Labels at cutoff T and horizon H: what each user active before T did in [T, T + H)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ltv_spark.features import events_before
+
+
+def user_labels(events: DataFrame, cutoff: dt.date, horizon_days: int) -> DataFrame:
+    """user_id, cutoff, horizon_days, net_value (purchases - refunds), bought (0/1), orders.
+
+    Users are those with any event before T; a user with nothing in the window gets zeros.
+    """
+    start = dt.datetime.combine(cutoff, dt.time())
+    end = start + dt.timedelta(days=horizon_days)
+    active = events_before(events, cutoff).select("user_id").distinct()
+    window = events.filter((F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end)))
+    amount = F.col("price") * F.col("quantity")
+    outcome = window.groupBy("user_id").agg(
+        F.coalesce(F.sum(F.when(F.col("event_type") == "purchase", amount)), F.lit(0.0)).alias("_gross"),
+        F.coalesce(F.sum(F.when(F.col("event_type") == "refund", amount)), F.lit(0.0)).alias("_refunded"),
+        F.countDistinct(F.when(F.col("event_type") == "purchase", F.col("order_id"))).alias("orders"),
+    )
+    joined = active.join(outcome, "user_id", "left")
+    orders = F.coalesce(F.col("orders"), F.lit(0)).cast("long")
+    return joined.select(
+        "user_id",
+        F.lit(cutoff).alias("cutoff"),
+        F.lit(horizon_days).alias("horizon_days"),
+        (F.coalesce(F.col("_gross"), F.lit(0.0)) - F.coalesce(F.col("_refunded"), F.lit(0.0))).alias(
+            "net_value"
+        ),
+        (orders > 0).cast("int").alias("bought"),
+        orders.alias("orders"),
+    )

@@ -1,0 +1,100 @@
+"""bronze.events -> gold.user_features, gold.user_sequences, gold.labels per cutoff; training sets."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ltv_spark.config import FeaturesConfig
+from ltv_spark.dataset import CutoffPlan, join_examples
+from ltv_spark.features import sessions_before, user_features
+from ltv_spark.labels import user_labels
+from ltv_spark.pipeline.bronze import EVENTS
+from ltv_spark.progress import stage
+from ltv_spark.sequences import user_sequences
+from ltv_spark.tables import TableStore
+
+FEATURES = "gold.user_features"
+SEQUENCES = "gold.user_sequences"
+LABELS = "gold.labels"
+
+
+@dataclass
+class CutoffSummary:
+    cutoff: dt.date
+    users: int
+    labelled: bool
+
+    def line(self) -> str:
+        labels = "with labels" if self.labelled else "no labels (window passes the data)"
+        return f"cutoff {self.cutoff}: {self.users:,} users, {labels}"
+
+
+def build_cutoff(
+    spark: SparkSession, store: TableStore, features: FeaturesConfig, cutoff: dt.date
+) -> CutoffSummary:
+    """Write the features and sequences at ``cutoff`` (and labels when the window is inside the data).
+
+    Each table's ``cutoff`` partition is replaced whole, so re-running changes nothing.
+    """
+    events = store.read(EVENTS)
+    last_event = events.agg(F.max("event_time")).first()[0]
+    with stage(f"features at {cutoff}") as timer:
+        sessions = sessions_before(
+            events, cutoff, features.session_gap_minutes, features.max_events_per_user_day
+        )
+        sessions = sessions.persist()
+        replace = {"cutoff": [cutoff.isoformat()]}
+        store.overwrite(user_features(sessions, events, cutoff), FEATURES, ["cutoff"], replace)
+        store.overwrite(
+            user_sequences(sessions, cutoff, features.sequence_length), SEQUENCES, ["cutoff"], replace
+        )
+        sessions.unpersist()
+        window_end = dt.datetime.combine(cutoff, dt.time()) + dt.timedelta(days=features.horizon_days)
+        labelled = last_event is not None and window_end <= last_event + dt.timedelta(days=1)
+        if labelled:
+            labels = user_labels(events, cutoff, features.horizon_days)
+            key = {"cutoff": [cutoff.isoformat()], "horizon_days": [features.horizon_days]}
+            store.overwrite(labels, LABELS, ["cutoff", "horizon_days"], key)
+        timer.rows = store.read(FEATURES).filter(F.col("cutoff") == F.lit(cutoff)).count()
+    return CutoffSummary(cutoff, timer.rows, labelled)
+
+
+@dataclass
+class TrainingSet:
+    """The frames of one experiment, read back from the gold tables."""
+
+    plan: CutoffPlan
+    train: DataFrame
+    validation: DataFrame
+    evaluation: DataFrame
+    summaries: list[CutoffSummary] = field(default_factory=list)
+
+
+def build_training_set(
+    spark: SparkSession, store: TableStore, features: FeaturesConfig, plan: CutoffPlan
+) -> TrainingSet:
+    """Build every cutoff of ``plan`` (idempotently) and return the joined examples per split."""
+    summaries = [build_cutoff(spark, store, features, cutoff) for cutoff in plan.all_cutoffs]
+    return TrainingSet(
+        plan,
+        *[
+            examples(store, cutoffs, plan.horizon_days)
+            for cutoffs in (plan.train, (plan.validation,), (plan.evaluation,))
+        ],
+        summaries,
+    )
+
+
+def examples(store: TableStore, cutoffs: tuple[dt.date, ...], horizon_days: int) -> DataFrame:
+    """Joined features, sequences and labels for the given cutoffs."""
+    wanted = [c.isoformat() for c in cutoffs]
+
+    def at(name: str) -> DataFrame:
+        return store.read(name).filter(F.col("cutoff").cast("string").isin(*wanted))
+
+    labels = at(LABELS).filter(F.col("horizon_days") == horizon_days)
+    return join_examples(at(FEATURES), at(SEQUENCES), labels)

@@ -1,0 +1,143 @@
+"""describe features, sequences and labels at a cutoff: nothing from T on leaks in."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from ltv_spark.config import WorldConfig
+from ltv_spark.contract import BRONZE_SCHEMA
+from ltv_spark.dataset import CutoffPlan, plan_cutoffs
+from ltv_spark.features import FEATURE_COLUMNS, sessions_before, user_features
+from ltv_spark.labels import user_labels
+from ltv_spark.sequences import SESSION_VECTOR, user_sequences
+from ltv_spark.world import events_frame
+
+CUTOFF = dt.date(2025, 8, 1)
+T = dt.datetime(2025, 8, 1)
+LENGTH = 4
+
+
+def bronze_from_world(spark, users=300, days=90):
+    """A small generated world as bronze rows (typed, as ingest writes them)."""
+    world = WorldConfig(users=users, days=days, seed=5, dirty_rate=0.0, users_per_partition=150)
+    raw = events_frame(spark, world)
+    return raw.select(
+        "event_id",
+        "user_id",
+        F.to_timestamp("event_time").alias("event_time"),
+        "event_type",
+        "product_id",
+        "category",
+        F.col("price").cast("double").alias("price"),
+        F.expr("try_cast(quantity AS int)").alias("quantity"),
+        F.when(F.col("order_id") != "", F.col("order_id")).alias("order_id"),
+        F.lit("gen").alias("source_file"),
+        F.lit(T).alias("ingested_at"),
+        F.lit(0).cast("long").alias("batch_id"),
+        F.to_date(F.to_timestamp("event_time")).alias("event_date"),
+    )
+
+
+def gold_at(events, cutoff=CUTOFF):
+    sessions = sessions_before(events, cutoff, 30, 2000)
+    return user_features(sessions, events, cutoff), user_sequences(sessions, cutoff, LENGTH)
+
+
+@pytest.fixture(scope="module")
+def world_events(spark):
+    return bronze_from_world(spark).cache()
+
+
+def it_ignores_every_event_at_or_after_the_cutoff(spark, world_events):
+    features, sequences = gold_at(world_events)
+    future = F.col("event_time") >= F.lit(T)
+    changed = world_events.withColumn("price", F.when(future, F.col("price") * 100).otherwise(F.col("price")))
+    changed = changed.withColumn(
+        "event_type", F.when(future, F.lit("purchase")).otherwise(F.col("event_type"))
+    )
+    deleted = world_events.filter(~future)
+    assert world_events.filter(future).count() > 1000  # the test changes something real
+    for other in (changed, deleted):
+        other_features, other_sequences = gold_at(other)
+        assert_df_equality(other_features, features, ignore_row_order=True, ignore_nullable=True)
+        assert_df_equality(other_sequences, sequences, ignore_row_order=True, ignore_nullable=True)
+
+
+def it_has_one_row_per_active_user_with_every_feature(world_events):
+    features, _ = gold_at(world_events)
+    active = world_events.filter(F.col("event_time") < F.lit(T)).select("user_id").distinct().count()
+    assert features.count() == features.select("user_id").distinct().count() == active
+    assert set(FEATURE_COLUMNS) <= set(features.columns)
+    nulls = features.select([F.sum(F.col(c).isNull().cast("int")).alias(c) for c in FEATURE_COLUMNS]).first()
+    assert all(n == 0 for n in nulls)
+
+
+def it_computes_rfm_from_a_tiny_history(spark):
+    rows = [
+        ("e1", "u1", dt.datetime(2025, 7, 1, 10), "view", "p1", "c1", 10.0, None, None),
+        ("e2", "u1", dt.datetime(2025, 7, 1, 10, 5), "purchase", "p1", "c1", 10.0, 2, "o1"),
+        ("e3", "u1", dt.datetime(2025, 7, 22, 9), "purchase", "p2", "c2", 5.0, 1, "o2"),
+        ("e4", "u1", dt.datetime(2025, 7, 25, 9), "refund", "p2", "c2", 5.0, 1, "o2"),
+        ("e5", "u1", dt.datetime(2025, 8, 3, 9), "purchase", "p2", "c2", 99.0, 1, "o3"),  # after T
+    ]
+    events = spark.createDataFrame([(*r, "f", T, 0, r[2].date()) for r in rows], BRONZE_SCHEMA)
+    features, sequences = gold_at(events)
+    f = features.first()
+    assert (f["orders"], f["repeat_orders"], f["monetary"], f["avg_order_value"]) == (2, 1, 20.0, 12.5)
+    assert f["tenure_days"] == pytest.approx(31 - 10 / 24)
+    assert f["days_since_last_purchase"] == pytest.approx(10 - 9 / 24)
+    assert (f["refund_rate"], f["category_diversity"], f["sessions_total"], f["orders_30d"]) == (0.2, 2, 3, 1)
+    s = sequences.first()
+    assert s["mask"] == [1.0, 1.0, 1.0, 0.0] and s["n_sessions"] == 3
+    assert len(s["sequence"]) == LENGTH * len(SESSION_VECTOR)
+    assert s["sequence"][3 * len(SESSION_VECTOR) :] == [0.0] * len(SESSION_VECTOR)  # padding after the last
+    labels = user_labels(events, CUTOFF, 30).first()
+    assert (labels["net_value"], labels["bought"], labels["orders"]) == (99.0, 1, 1)
+
+
+def it_keeps_only_the_last_n_sessions_in_time_order(spark):
+    rows = [
+        (f"e{i}", "u1", dt.datetime(2025, 7, 1 + i, 10), "view", "p1", "c1", 1.0, None, None)
+        for i in range(6)
+    ]
+    events = spark.createDataFrame([(*r, "f", T, 0, r[2].date()) for r in rows], BRONZE_SCHEMA)
+    _, sequences = gold_at(events)
+    s = sequences.first()
+    width = len(SESSION_VECTOR)
+    days_before = [
+        s["sequence"][i * width + SESSION_VECTOR.index("log_days_before_cutoff")] for i in range(LENGTH)
+    ]
+    assert s["mask"] == [1.0] * LENGTH and s["n_sessions"] == LENGTH
+    assert days_before == sorted(days_before, reverse=True)  # oldest kept first, newest last
+
+
+def it_labels_only_the_window_and_only_users_active_before(spark):
+    rows = [
+        ("a", "u1", dt.datetime(2025, 7, 30), "view", "p", "c", 1.0, None, None),
+        ("b", "u1", dt.datetime(2025, 8, 1), "purchase", "p", "c", 10.0, 1, "o1"),  # first instant: in
+        ("c", "u1", dt.datetime(2025, 8, 31), "purchase", "p", "c", 10.0, 1, "o2"),  # T + 30 days: out
+        ("d", "u2", dt.datetime(2025, 8, 2), "purchase", "p", "c", 10.0, 1, "o3"),  # not active before T
+        ("e", "u3", dt.datetime(2025, 7, 2), "view", "p", "c", 1.0, None, None),  # active, no purchase
+    ]
+    events = spark.createDataFrame([(*r, "f", T, 0, r[2].date()) for r in rows], BRONZE_SCHEMA)
+    labels = {
+        r["user_id"]: (r["net_value"], r["bought"], r["orders"])
+        for r in user_labels(events, CUTOFF, 30).collect()
+    }
+    assert labels == {"u1": (10.0, 1, 1), "u3": (0.0, 0, 0)}
+
+
+def it_plans_cutoffs_whose_label_windows_do_not_overlap(config):
+    plan = plan_cutoffs(config.features)
+    horizon = dt.timedelta(days=plan.horizon_days)
+    assert all(t + horizon <= plan.validation for t in plan.train)
+    assert plan.validation + horizon <= plan.evaluation
+    assert len(plan.train) == config.features.train_cutoffs
+    with pytest.raises(ValueError, match="passes the validation cutoff"):
+        CutoffPlan((plan.validation,), plan.validation, plan.evaluation, plan.horizon_days).check()
+    assert dataclasses.replace(plan).all_cutoffs[-1] == plan.evaluation
