@@ -5,7 +5,7 @@ Generates a world of about ``--events`` raw CSV events (dirty rate 1%), then, in
 - DuckDB: the same parse, the same reason rules and dedupe, written to Parquet.
 Prints both times, the ratio, events/s per core, the driver's peak RSS, and the machine.
 
-    .venv/bin/python benchmarks/bench_ingest.py --events 1000000 2000000
+    .venv/bin/python -m benchmarks.bench_ingest --events 1000000 2000000
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ import argparse
 import dataclasses
 import datetime as dt
 import os
-import platform
-import resource
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import duckdb
-import psutil
 
+from benchmarks.common import machine, peak_rss_mb
 from ltv_spark.config import IngestConfig, load_config
 from ltv_spark.contract import RAW_COLUMNS
 from ltv_spark.pipeline import ingest_raw
@@ -70,10 +68,11 @@ def main() -> None:
     spark = build_spark(config)
     spark.sparkContext.setLogLevel("ERROR")
     cores = os.cpu_count() or 1
-    print(f"machine: {platform.processor() or platform.machine()}, {cores} cores, {platform.platform()}")
+    print(f"machine: {machine()}")
+    print("peak memory: the Python driver, and the JVM (in local mode it runs the executors' tasks too)")
     print(
         f"{'events':>10} {'spark s':>9} {'duckdb s':>9} {'ratio':>6} {'spark ev/s/core':>16} "
-        f"{'duckdb ev/s/core':>17} {'driver RSS MB':>14}"
+        f"{'duckdb ev/s/core':>17} {'python MB':>10} {'jvm MB':>8}"
     )
     for target in args.events:
         work = Path(tempfile.mkdtemp(prefix="ltv-bench-"))
@@ -86,23 +85,13 @@ def main() -> None:
         counts = ingest_raw(spark, store, IngestConfig(raw_dir=world.out), now=dt.datetime(2030, 1, 1))
         spark_s = time.perf_counter() - started
         duck_s = _duckdb(world.out, work / "duck")
-        rss_mb = _driver_peak_rss_mb()
+        python_mb, jvm_mb = peak_rss_mb()
         n = counts.input_rows
         print(
             f"{n:>10,} {spark_s:>9.1f} {duck_s:>9.1f} {spark_s / duck_s:>6.1f} {n / spark_s / cores:>16,.0f} "
-            f"{n / duck_s / cores:>17,.0f} {rss_mb:>14,.0f}"
+            f"{n / duck_s / cores:>17,.0f} {python_mb:>10,.0f} {jvm_mb:>8,.0f}"
         )
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _driver_peak_rss_mb() -> float:
-    """Peak resident memory of the driver: this Python process plus its JVM (VmHWM of each)."""
-    total_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for child in psutil.Process().children(recursive=True):
-        if "java" in child.name():
-            status = Path(f"/proc/{child.pid}/status").read_text()
-            total_kb += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
-    return total_kb / 1024
 
 
 def _duckdb(raw: str, out: Path) -> float:

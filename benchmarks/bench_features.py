@@ -1,0 +1,187 @@
+"""Sessions + point-in-time features: Spark local mode vs the same plan as DuckDB SQL, same Parquet.
+
+Generates the world once at the largest size as bronze-typed Parquet; each smaller size is the
+first users of it. For each size, in the same run: Spark (``sessions_before`` + ``user_features``,
+written to Parquet) and DuckDB (the same window-function plan and the same feature definitions,
+written to Parquet). Prints both times, the ratio, events/s per core, and peak memory.
+
+    .venv/bin/python -m benchmarks.bench_features --events 1000000 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+from pyspark.sql import functions as F
+
+from benchmarks.common import machine, peak_rss_mb
+from ltv_spark.config import load_config
+from ltv_spark.features import sessions_before, user_features
+from ltv_spark.session import build_spark
+from ltv_spark.world import events_frame
+
+EVENTS_PER_USER = 90  # about, over the default 540 days
+GAP_MINUTES = 30
+CAP = 2000
+
+DUCKDB_FEATURES = """
+COPY (
+WITH ev AS (
+  SELECT * FROM read_parquet('{path}/*.parquet')
+  WHERE user_id < '{last_user}' AND event_time < TIMESTAMP '{t}'
+), capped AS (
+  SELECT * FROM ev QUALIFY row_number() OVER (
+    PARTITION BY user_id, CAST(event_time AS DATE) ORDER BY event_time, event_id) <= {cap}
+), flagged AS (
+  SELECT *, CASE WHEN lag(event_time) OVER w IS NULL
+              OR epoch_us(event_time) - epoch_us(lag(event_time) OVER w) > {gap_us}
+              THEN 1 ELSE 0 END AS starts
+  FROM capped WINDOW w AS (PARTITION BY user_id ORDER BY event_time, event_id)
+), numbered AS (
+  SELECT *, sum(starts) OVER (PARTITION BY user_id ORDER BY event_time, event_id
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS session_no
+  FROM flagged
+), sessions AS (
+  SELECT user_id, session_no, min(event_time) AS session_start, max(event_time) AS session_end,
+         count(*) FILTER (WHERE event_type = 'cart') AS n_carts,
+         count(*) FILTER (WHERE event_type = 'purchase') AS n_purchases
+  FROM numbered GROUP BY user_id, session_no
+), session_stats AS (
+  SELECT user_id, count(*) AS sessions_total,
+    count(*) FILTER (WHERE session_start >= TIMESTAMP '{t}' - INTERVAL 7 DAY) AS sessions_7d,
+    count(*) FILTER (WHERE session_start >= TIMESTAMP '{t}' - INTERVAL 30 DAY) AS sessions_30d,
+    count(*) FILTER (WHERE session_start >= TIMESTAMP '{t}' - INTERVAL 90 DAY) AS sessions_90d,
+    count(*) FILTER (WHERE session_start < TIMESTAMP '{t}' - INTERVAL 30 DAY
+                       AND session_start >= TIMESTAMP '{t}' - INTERVAL 120 DAY) AS sessions_prior_90d,
+    (epoch_us(TIMESTAMP '{t}') - epoch_us(max(session_end))) / 86400e6 AS days_since_last_session,
+    count(*) FILTER (WHERE n_carts > 0 AND n_purchases = 0) AS abandoned,
+    count(*) FILTER (WHERE n_carts > 0) AS with_cart
+  FROM sessions GROUP BY user_id
+), event_stats AS (
+  SELECT user_id,
+    (epoch_us(TIMESTAMP '{t}') - epoch_us(min(event_time))) / 86400e6 AS tenure_days,
+    (epoch_us(TIMESTAMP '{t}') - epoch_us(max(event_time) FILTER (WHERE event_type = 'purchase'))) / 86400e6
+      AS since_purchase,
+    count(DISTINCT order_id) FILTER (WHERE event_type = 'purchase') AS orders,
+    count(DISTINCT order_id) FILTER (WHERE event_type = 'purchase'
+                                     AND event_time >= TIMESTAMP '{t}' - INTERVAL 7 DAY) AS orders_7d,
+    count(DISTINCT order_id) FILTER (WHERE event_type = 'purchase'
+                                     AND event_time >= TIMESTAMP '{t}' - INTERVAL 30 DAY) AS orders_30d,
+    count(DISTINCT order_id) FILTER (WHERE event_type = 'purchase'
+                                     AND event_time >= TIMESTAMP '{t}' - INTERVAL 90 DAY) AS orders_90d,
+    coalesce(sum(price * quantity) FILTER (WHERE event_type = 'purchase'), 0) AS gross,
+    coalesce(sum(price * quantity) FILTER (WHERE event_type = 'refund'), 0) AS refunded,
+    count(*) FILTER (WHERE event_type = 'view') AS views,
+    count(*) FILTER (WHERE event_type = 'purchase') AS purchase_events,
+    count(DISTINCT category) AS category_diversity
+  FROM ev GROUP BY user_id
+)
+SELECT e.user_id, DATE '{t}' AS cutoff,
+  coalesce(since_purchase, tenure_days) AS days_since_last_purchase, orders,
+  greatest(orders - 1, 0) AS repeat_orders,
+  gross - refunded AS monetary, CASE WHEN orders > 0 THEN gross / orders ELSE 0 END AS avg_order_value,
+  tenure_days, CASE WHEN gross > 0 THEN refunded / gross ELSE 0 END AS refund_rate,
+  coalesce(sessions_7d, 0) AS sessions_7d, coalesce(sessions_30d, 0) AS sessions_30d,
+  coalesce(sessions_90d, 0) AS sessions_90d, orders_7d, orders_30d, orders_90d,
+  CASE WHEN with_cart > 0 THEN abandoned / with_cart ELSE 0 END AS cart_abandonment,
+  CASE WHEN views > 0 THEN purchase_events / views ELSE 0 END AS view_to_purchase, category_diversity,
+  coalesce(days_since_last_session, tenure_days) AS days_since_last_session,
+  coalesce(sessions_total, 0) AS sessions_total,
+  (coalesce(sessions_30d, 0) + 1) / (coalesce(sessions_prior_90d, 0) / 3 + 1) AS session_trend,
+  CAST(orders > 0 AS INT) AS has_purchased
+FROM event_stats e LEFT JOIN session_stats s USING (user_id)
+) TO '{out}' (FORMAT PARQUET)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    args = parser.parse_args()
+    config = load_config("local", ["spark.master=local[*]", "spark.driver_memory=6g"])
+    spark = build_spark(config)
+    spark.sparkContext.setLogLevel("ERROR")
+    cores = os.cpu_count() or 1
+    work = Path(tempfile.mkdtemp(prefix="ltv-bench-features-"))
+    largest_users = math.ceil(max(args.events) / EVENTS_PER_USER)
+    world = dataclasses.replace(config.world, users=largest_users, dirty_rate=0.0, users_per_partition=5000)
+    cutoff = world.start_date + dt.timedelta(days=world.days - 60)
+    started = time.perf_counter()
+    _write_bronze_parquet(spark, world, work / "events")
+    print(f"machine: {machine()}")
+    print(f"generated {largest_users:,} users in {time.perf_counter() - started:.0f}s; cutoff {cutoff}")
+    print("peak memory: the Python driver, and the JVM (in local mode it runs the executors' tasks too)")
+    print(
+        f"{'events':>11} {'spark s':>8} {'duckdb s':>9} {'ratio':>6} {'spark ev/s/core':>16} "
+        f"{'duckdb ev/s/core':>17} {'users':>8} {'python MB':>10} {'jvm MB':>8}"
+    )
+    for target in sorted(args.events):
+        last_user = f"u{math.ceil(target / EVENTS_PER_USER):08d}"
+        events = spark.read.parquet(str(work / "events")).filter(F.col("user_id") < last_user)
+        n = events.filter(F.col("event_time") < F.lit(dt.datetime.combine(cutoff, dt.time()))).count()
+        spark_s, users = _spark(events, cutoff, work / f"spark-{target}")
+        duck_s, duck_users = _duckdb(work / "events", last_user, cutoff, work / f"duck-{target}.parquet")
+        if users != duck_users:
+            raise RuntimeError(f"Spark found {users} users, DuckDB {duck_users}: the plans differ")
+        python_mb, jvm_mb = peak_rss_mb()
+        print(
+            f"{n:>11,} {spark_s:>8.1f} {duck_s:>9.1f} {spark_s / duck_s:>6.1f} {n / spark_s / cores:>16,.0f} "
+            f"{n / duck_s / cores:>17,.0f} {users:>8,} {python_mb:>10,.0f} {jvm_mb:>8,.0f}"
+        )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _write_bronze_parquet(spark, world, out: Path) -> None:
+    raw = events_frame(spark, world)
+    typed = raw.select(
+        "event_id",
+        "user_id",
+        F.to_timestamp("event_time").alias("event_time"),
+        "event_type",
+        "product_id",
+        "category",
+        F.col("price").cast("double").alias("price"),
+        F.expr("try_cast(quantity AS int)").alias("quantity"),
+        F.when(F.col("order_id") != "", F.col("order_id")).alias("order_id"),
+    )
+    typed.write.mode("overwrite").parquet(str(out))
+
+
+def _spark(events, cutoff: dt.date, out: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    sessions = sessions_before(events, cutoff, GAP_MINUTES, CAP)
+    user_features(sessions, events, cutoff).write.parquet(str(out))
+    elapsed = time.perf_counter() - started
+    return elapsed, events.sparkSession.read.parquet(str(out)).count()
+
+
+def _duckdb(events: Path, last_user: str, cutoff: dt.date, out: Path) -> tuple[float, int]:
+    sql = DUCKDB_FEATURES.format(
+        path=events,
+        last_user=last_user,
+        t=cutoff.isoformat(),
+        cap=CAP,
+        gap_us=GAP_MINUTES * 60 * 1_000_000,
+        out=out,
+    )
+    started = time.perf_counter()
+    connection = duckdb.connect()
+    connection.execute(f"SET threads = {os.cpu_count() or 1}")
+    connection.execute(sql)
+    elapsed = time.perf_counter() - started
+    users = connection.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+    connection.close()
+    return elapsed, users
+
+
+if __name__ == "__main__":
+    main()
