@@ -1,0 +1,66 @@
+"""describe the LTV Transformer: shapes, masking, and it can overfit a tiny batch."""
+
+from __future__ import annotations
+
+import torch
+
+from ltv_spark.model import LTVTransformer, ModelConfig
+from ltv_spark.ziln import expected_value, p_buy
+
+CONFIG = ModelConfig(sequence_length=6, static_features=5, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0)
+
+
+def batch(size: int, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    n, f = CONFIG.sequence_length, CONFIG.session_features
+    lengths = torch.randint(0, n + 1, (size,), generator=generator)
+    mask = (torch.arange(n)[None, :] < lengths[:, None]).float()  # (B, N)
+    sequence = torch.randn(size, n, f, generator=generator) * mask[..., None]
+    static = torch.randn(size, CONFIG.static_features, generator=generator)
+    value = torch.where(static[:, 0] > 0, torch.exp(2 + static[:, 1]), torch.zeros(size))
+    return sequence.reshape(size, n * f), mask, static, value
+
+
+def it_returns_three_outputs_per_user_and_a_loss_only_with_labels():
+    torch.manual_seed(0)
+    model = LTVTransformer(CONFIG).eval()
+    sequence, mask, static, value = batch(8)
+    outputs, loss = model(sequence, mask, static)
+    assert outputs.shape == (8, 3) and loss is None
+    _, loss = model(sequence, mask, static, value)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+def it_ignores_what_lies_in_padded_slots_and_copes_with_no_session():
+    torch.manual_seed(0)
+    model = LTVTransformer(CONFIG).eval()
+    sequence, mask, static, _ = batch(8)
+    mask[0] = 0.0  # a user with no session at all
+    noisy = sequence.view(8, CONFIG.sequence_length, -1) + 5.0 * (1 - mask)[..., None]
+    out_clean, _ = model(sequence, mask, static)
+    out_noisy, _ = model(noisy.reshape(8, -1), mask, static)
+    assert torch.isfinite(out_clean).all()
+    with_sessions = mask.sum(dim=1) > 0  # users without sessions attend to their (noisy) first slot
+    assert with_sessions.sum() >= 5
+    assert torch.allclose(out_clean[with_sessions], out_noisy[with_sessions], atol=1e-5)
+
+
+def it_overfits_a_tiny_batch():
+    torch.manual_seed(0)
+    model = LTVTransformer(CONFIG)
+    sequence, mask, static, value = batch(16, seed=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(300):
+        _, loss = model(sequence, mask, static, value)
+        first = loss.item() if first is None else first
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    outputs, loss = model(sequence, mask, static, value)
+    assert loss.item() < first - 1.5
+    assert ((p_buy(outputs) > 0.5) == (value > 0)).all()
+    buyers = value > 0
+    relative_error = (expected_value(outputs)[buyers] - value[buyers]).abs() / value[buyers]
+    assert relative_error.median() < 0.5
