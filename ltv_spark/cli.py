@@ -1,4 +1,4 @@
-"""The ``ltv`` command: ``ltv generate | ingest | ingest-cdnow | sessions | features | training-set | demo``.
+"""The ``ltv`` command: generate, ingest, ingest-cdnow, sessions, features, training-set, train, demo.
 
 Each command parses its flags into config overrides, builds the session and table store, calls one
 pipeline function and prints a one-screen summary. ``jobs/*.py`` are the same commands for
@@ -33,6 +33,7 @@ from ltv_spark.pipeline import (
     ingest_cdnow,
     ingest_raw,
 )
+from ltv_spark.pipeline.training import train_model
 from ltv_spark.progress import configure_logging, summary
 from ltv_spark.session import build_spark
 from ltv_spark.tables import TableStore, open_store
@@ -51,6 +52,7 @@ GENERATE_FLAGS = {
 }
 INGEST_FLAGS = {"raw_dir": "ingest.raw_dir", "format": "ingest.format"}
 FEATURE_FLAGS = {"horizon": "features.horizon_days", "sequence_length": "features.sequence_length"}
+TRAIN_FLAGS = {"epochs": "train.epochs"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,6 +130,12 @@ def _training_set_lines(spark, store: TableStore, config: Config) -> list[str]:
     ]
 
 
+def run_train(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    result = train_model(spark, store, config, args.launcher, args.num_proc)
+    print(summary(f"ltv train --launcher {result.launcher}", result.lines()))
+    return 0
+
+
 def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
     """The whole pipeline on the embedded default world (what ``make demo`` runs)."""
     world = generate_world(spark, store, config.world, overwrite=args.overwrite)
@@ -168,6 +176,7 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "sessions": run_sessions,
     "features": run_features,
     "training-set": run_training_set,
+    "train": run_train,
     "demo": run_demo,
 }
 
@@ -177,9 +186,12 @@ def _where(store: TableStore, *names: str) -> list[str]:
 
 
 def _flag_overrides(args: argparse.Namespace) -> list[str]:
-    flags = {"generate": GENERATE_FLAGS, "ingest": INGEST_FLAGS, "features": FEATURE_FLAGS}.get(
-        args.command, {}
-    )
+    flags = {
+        "generate": GENERATE_FLAGS,
+        "ingest": INGEST_FLAGS,
+        "features": FEATURE_FLAGS,
+        "train": TRAIN_FLAGS,
+    }.get(args.command, {})
     overrides = [
         f"{key}={getattr(args, flag)}" for flag, key in flags.items() if getattr(args, flag, None) is not None
     ]
@@ -230,6 +242,11 @@ def _parser() -> argparse.ArgumentParser:
     features.add_argument("--horizon", type=int, help="label horizon in days")
     features.add_argument("--sequence-length", type=int, help="sessions per sequence")
     commands.add_parser("training-set", parents=[common], help="every cutoff of the configured plan")
+
+    train = commands.add_parser("train", parents=[common], help="train the Transformer on the gold tables")
+    train.add_argument("--launcher", choices=["local", "horovod", "torch-distributor"])
+    train.add_argument("--num-proc", type=int, help="training processes (horovod, torch-distributor)")
+    train.add_argument("--epochs", type=int)
 
     demo = commands.add_parser("demo", parents=[common], help="generate + ingest the default world")
     demo.add_argument("--overwrite", action="store_true")

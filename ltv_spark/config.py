@@ -96,8 +96,16 @@ class TrainConfig:
     batch_size: int = 256
     learning_rate: float = 1e-3
     seed: int = 7
+    patience: int = 3  # epochs without a better validation Gini before stopping
     launcher: Literal["local", "horovod", "torch-distributor"] = "local"
     num_proc: int = 2
+    d_model: int = 32
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int = 64
+    dropout: float = 0.1
+    models_root: str = "data/models"
+    cache_dir: str = "data/petastorm_cache"  # Petastorm's materialized rows, deleted after training
 
 
 @dataclass(frozen=True)

@@ -13,20 +13,23 @@ from torch import nn
 from ltv_spark.sequences import SESSION_VECTOR
 from ltv_spark.ziln import ziln_loss
 
+SESSION_FEATURES = len(SESSION_VECTOR)
+TIME_FEATURE = SESSION_VECTOR.index("log_days_before_cutoff")
+
 
 @dataclass
 class ModelConfig:
     """Sizes of the model; saved inside every checkpoint so a model always rebuilds itself."""
 
     sequence_length: int = 32
-    session_features: int = len(SESSION_VECTOR)
+    session_features: int = SESSION_FEATURES
     static_features: int = 20
     d_model: int = 32
     n_heads: int = 4
     n_layers: int = 2
     d_ff: int = 64
     dropout: float = 0.1
-    time_feature: int = SESSION_VECTOR.index("log_days_before_cutoff")
+    time_feature: int = TIME_FEATURE
     time_frequencies: int = 8
 
 
@@ -69,7 +72,9 @@ class LTVTransformer(nn.Module):
         value: torch.Tensor | None = None,  # (B,), the label
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch = sequence.shape[0]
-        sessions = sequence.view(batch, self.config.sequence_length, self.config.session_features)  # (B, N, F)
+        sessions = sequence.view(
+            batch, self.config.sequence_length, self.config.session_features
+        )  # (B, N, F)
         hidden = self.session_in(sessions) + self.time(sessions[..., self.config.time_feature])  # (B, N, d)
         padding = mask < 0.5  # (B, N), True where there is no session
         no_session = padding.all(dim=1, keepdim=True)  # a user with no session attends to one zero slot

@@ -7,7 +7,9 @@ import torch
 from ltv_spark.model import LTVTransformer, ModelConfig
 from ltv_spark.ziln import expected_value, p_buy
 
-CONFIG = ModelConfig(sequence_length=6, static_features=5, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0)
+CONFIG = ModelConfig(
+    sequence_length=6, static_features=5, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0
+)
 
 
 def batch(size: int, seed: int = 0):

@@ -1,0 +1,60 @@
+"""A trained model on disk: one versioned folder holding everything needed to use or resume it.
+
+<models_root>/v0003/
+    checkpoint.pt       model + optimizer state, epoch, history (rewritten each epoch)
+    model.pt            best weights (by validation normalized Gini) + model config
+    model_config.json   train_config.json  scaling.json  features.json  data_versions.json
+    metrics.json        per-epoch metrics;  COMPLETE when training ended normally
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+COMPLETE = "COMPLETE"
+
+
+def next_version_dir(models_root: str) -> Path:
+    """A new empty version folder (v0001, v0002, ...)."""
+    root = Path(models_root)
+    root.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name[1:]) for p in root.glob("v[0-9][0-9][0-9][0-9]") if p.is_dir()]
+    path = root / f"v{max(numbers, default=0) + 1:04d}"
+    path.mkdir()
+    return path
+
+
+def latest_version_dir(models_root: str, complete_only: bool = True) -> Path | None:
+    versions = sorted(p for p in Path(models_root).glob("v[0-9][0-9][0-9][0-9]") if p.is_dir())
+    if complete_only:
+        versions = [p for p in versions if (p / COMPLETE).exists()]
+    return versions[-1] if versions else None
+
+
+def write_json(folder: Path | str, name: str, data: Any) -> None:
+    """Atomically (write then rename), so a killed job never leaves half a file."""
+    path = Path(folder) / name
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(temporary, path)
+
+
+def read_json(folder: Path | str, name: str) -> Any:
+    return json.loads((Path(folder) / name).read_text())
+
+
+def save_torch(folder: Path | str, name: str, state: dict[str, Any]) -> None:
+    path = Path(folder) / name
+    temporary = path.with_suffix(".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def load_torch(folder: Path | str, name: str) -> dict[str, Any] | None:
+    path = Path(folder) / name
+    return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None

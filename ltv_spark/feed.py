@@ -1,0 +1,55 @@
+"""Training rows from Spark to torch through Petastorm, sharded by rank.
+
+``to_model_rows`` turns joined examples into the four fixed-length columns the model reads;
+``petastorm_converter`` materializes them once (under a configured cache folder) and each rank
+reads its own shard with ``make_torch_dataloader(cur_shard=rank, shard_count=size)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from petastorm.spark import SparkDatasetConverter, make_spark_converter
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ltv_spark.scaling import FeatureScaling
+
+MODEL_COLUMNS = ("static", "sequence", "mask", "value")
+
+
+def to_model_rows(examples: DataFrame, scaling: FeatureScaling) -> DataFrame:
+    """static (array<float>, scaled), sequence, mask, value (net value in the horizon, >= 0)."""
+    return examples.select(
+        scaling.static_column().alias("static"),
+        F.col("sequence"),
+        F.col("mask"),
+        F.greatest(F.col("net_value"), F.lit(0.0)).cast("float").alias("value"),
+    )
+
+
+def petastorm_converter(spark: SparkSession, rows: DataFrame, cache_dir: str) -> SparkDatasetConverter:
+    """Materialize ``rows`` as Parquet under ``cache_dir`` for Petastorm readers (delete() when done)."""
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, Path(cache_dir).resolve().as_uri())
+    return make_spark_converter(rows.select(*MODEL_COLUMNS))
+
+
+def steps_per_epoch(rows: int, batch_size: int, world_size: int) -> int:
+    """Every rank takes the same number of steps, so collective ops never wait on a finished rank."""
+    return max(1, math.ceil(rows / (batch_size * world_size)))
+
+
+@contextmanager
+def shard_batches(
+    converter: SparkDatasetConverter, batch_size: int, rank: int, world_size: int, epochs: int | None = None
+) -> Iterator[Iterator[dict[str, torch.Tensor]]]:
+    """Batches of this rank's shard as tensors; ``epochs=None`` repeats forever (fixed steps per epoch)."""
+    with converter.make_torch_dataloader(
+        batch_size=batch_size, num_epochs=epochs, cur_shard=rank, shard_count=world_size, workers_count=1
+    ) as loader:
+        yield iter(loader)

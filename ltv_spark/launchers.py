@@ -1,0 +1,71 @@
+"""Three ways to run ltv_spark.train.fit: one process, Horovod on Spark tasks, TorchDistributor."""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+from ltv_spark.distributed import HorovodBackend, SingleProcess, TorchDistributedBackend
+from ltv_spark.train import TrainJob, fit
+
+LAUNCHERS = ("local", "horovod", "torch-distributor")
+
+
+class NotEnoughTaskSlots(RuntimeError):
+    """Fewer free Spark task slots than training processes: Horovod would wait out its start timeout."""
+
+
+def launch(spark: SparkSession, launcher: str, job: TrainJob, num_proc: int = 1) -> list[dict]:
+    """Train ``job`` with ``launcher``; returns rank 0's per-epoch history."""
+    if launcher == "local":
+        return fit(job, SingleProcess())
+    check_free_slots(spark, num_proc)
+    if launcher == "horovod":
+        import horovod.spark
+
+        results = horovod.spark.run(_horovod_main, args=(job,), num_proc=num_proc, use_gloo=True, verbose=0)
+        return results[0]
+    if launcher == "torch-distributor":
+        from pyspark.ml.torch.distributor import TorchDistributor
+
+        local = spark.sparkContext.master.startswith("local")
+        distributor = TorchDistributor(
+            num_processes=num_proc, local_mode=local, use_gpu=_executors_have_gpu(spark)
+        )
+        return distributor.run(_torch_distributed_main, job)
+    raise ValueError(f"unknown launcher {launcher!r}: expected one of {', '.join(LAUNCHERS)}")
+
+
+def check_free_slots(spark: SparkSession, num_proc: int) -> None:
+    """Refuse before starting when fewer than ``num_proc`` task slots are free right now."""
+    context = spark.sparkContext
+    tracker = context.statusTracker()
+    busy = 0
+    for stage_id in tracker.getActiveStageIds():
+        info = tracker.getStageInfo(stage_id)
+        busy += info.numActiveTasks if info else 0
+    slots = context.defaultParallelism
+    if slots - busy < num_proc:
+        raise NotEnoughTaskSlots(
+            f"{num_proc} training processes need {num_proc} free task slots at once, but the cluster has "
+            f"{slots} slots with {busy} busy: ask for fewer processes (--num-proc) or more executor cores"
+        )
+
+
+def _executors_have_gpu(spark: SparkSession) -> bool:
+    return spark.conf.get("spark.executor.resource.gpu.amount", "0") not in ("0", "")
+
+
+def _horovod_main(job: TrainJob) -> list[dict]:
+    backend = HorovodBackend()
+    try:
+        return fit(job, backend)
+    finally:
+        backend.close()
+
+
+def _torch_distributed_main(job: TrainJob) -> list[dict]:
+    backend = TorchDistributedBackend()
+    try:
+        return fit(job, backend)
+    finally:
+        backend.close()

@@ -1,0 +1,126 @@
+"""gold tables -> a trained, versioned model folder (ltv_spark.artifacts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from ltv_spark.artifacts import latest_version_dir, next_version_dir
+from ltv_spark.config import Config, config_to_dict
+from ltv_spark.dataset import plan_cutoffs
+from ltv_spark.features import FEATURE_COLUMNS
+from ltv_spark.feed import petastorm_converter, to_model_rows
+from ltv_spark.launchers import launch
+from ltv_spark.model import ModelConfig
+from ltv_spark.pipeline.gold import FEATURES, LABELS, SEQUENCES, build_cutoff, examples
+from ltv_spark.progress import stage
+from ltv_spark.scaling import FeatureScaling
+from ltv_spark.tables import TableStore
+from ltv_spark.train import TrainJob
+
+
+@dataclass
+class TrainSummary:
+    artifact_dir: str
+    launcher: str
+    num_proc: int
+    history: list[dict]
+
+    def lines(self) -> list[str]:
+        best = max(self.history, key=lambda h: h["validation_gini"]) if self.history else {}
+        lines = [f"model        {self.artifact_dir}", f"launcher     {self.launcher} x {self.num_proc}"]
+        for h in self.history:
+            lines.append(
+                f"epoch {h['epoch']:>2}  train loss {h['train_loss']:.4f}  validation loss "
+                f"{h['validation_loss']:.4f}  normalized Gini {h['validation_gini']:.4f}  "
+                f"{h['samples'] / h['seconds']:,.0f} samples/s"
+            )
+        if best:
+            lines.append(
+                f"best validation normalized Gini {best['validation_gini']:.4f} (epoch {best['epoch']})"
+            )
+        return lines
+
+
+def train_model(
+    spark: SparkSession,
+    store: TableStore,
+    config: Config,
+    launcher: str | None = None,
+    num_proc: int | None = None,
+) -> TrainSummary:
+    """Fit scaling on the training cutoffs, feed Petastorm, train with the launcher, save the model."""
+    launcher = launcher or config.train.launcher
+    num_proc = 1 if launcher == "local" else (num_proc or config.train.num_proc)
+    plan = plan_cutoffs(config.features)
+    _ensure_cutoffs(spark, store, config, (*plan.train, plan.validation))
+    train = examples(store, plan.train, plan.horizon_days)
+    validation = examples(store, (plan.validation,), plan.horizon_days)
+    scaling = FeatureScaling.fit(train, FEATURE_COLUMNS)
+    artifact_dir = _artifact_dir(config.train.models_root)
+    cache = str(Path(config.train.cache_dir) / artifact_dir.name)
+    train_converter = petastorm_converter(spark, to_model_rows(train, scaling), cache)
+    validation_converter = petastorm_converter(spark, to_model_rows(validation, scaling), cache)
+    t = config.train
+    job = TrainJob(
+        model=ModelConfig(
+            sequence_length=config.features.sequence_length,
+            static_features=len(FEATURE_COLUMNS),
+            d_model=t.d_model,
+            n_heads=t.n_heads,
+            n_layers=t.n_layers,
+            d_ff=t.d_ff,
+            dropout=t.dropout,
+        ),
+        artifact_dir=str(artifact_dir),
+        train_converter=train_converter,
+        validation_converter=validation_converter,
+        train_rows=len(train_converter),
+        validation_rows=len(validation_converter),
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        learning_rate=t.learning_rate,
+        seed=t.seed,
+        patience=t.patience,
+        metadata={
+            "scaling": scaling.to_dict(),
+            "features": list(FEATURE_COLUMNS),
+            "data_versions": {name: store.version(name) for name in (FEATURES, SEQUENCES, LABELS)},
+            "train_config": {**config_to_dict(config.train), "launcher": launcher, "num_proc": num_proc},
+            "cutoffs": {
+                "train": [str(c) for c in plan.train],
+                "validation": str(plan.validation),
+                "horizon_days": plan.horizon_days,
+            },
+        },
+    )
+    try:
+        with stage(f"train ({launcher} x {num_proc})") as timer:
+            history = launch(spark, launcher, job, num_proc)
+            timer.rows = job.train_rows
+    finally:
+        train_converter.delete()
+        validation_converter.delete()
+    return TrainSummary(str(artifact_dir), launcher, num_proc, history)
+
+
+def _ensure_cutoffs(spark: SparkSession, store: TableStore, config: Config, cutoffs) -> None:
+    """Build the gold partitions of cutoffs not written yet (a handful of rows reach the driver)."""
+    present: set = set()
+    if store.exists(LABELS):
+        labels = store.read(LABELS).filter(F.col("horizon_days") == config.features.horizon_days)
+        present = {row[0] for row in labels.select("cutoff").distinct().collect()}
+    for cutoff in cutoffs:
+        if cutoff not in present:
+            build_cutoff(spark, store, config.features, cutoff)
+
+
+def _artifact_dir(models_root: str) -> Path:
+    """Resume the newest version if its training never completed; otherwise start a new one."""
+    latest = latest_version_dir(models_root, complete_only=False)
+    if latest is not None and latest_version_dir(models_root) != latest:
+        return latest
+    return next_version_dir(models_root)

@@ -1,0 +1,140 @@
+"""The one training loop, run by every launcher (ltv_spark.launchers) under its backend.
+
+Rank-0 side effects only (checkpoints, metrics, logs); every rank takes the same fixed number of
+steps per epoch; metrics are averaged across ranks, so every rank takes the same early-stopping
+decision. A checkpoint is written each epoch and a re-run resumes from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ltv_spark.artifacts import COMPLETE, load_torch, save_torch, write_json
+from ltv_spark.feed import shard_batches, steps_per_epoch
+from ltv_spark.metrics import normalized_gini
+from ltv_spark.model import LTVTransformer, ModelConfig
+from ltv_spark.ziln import expected_value
+
+LOG = logging.getLogger("ltv_spark.train")
+
+
+@dataclass
+class TrainJob:
+    """Everything a training process needs; pickled to Spark tasks / torchrun processes."""
+
+    model: ModelConfig
+    artifact_dir: str
+    train_converter: Any  # petastorm SparkDatasetConverter (picklable)
+    validation_converter: Any
+    train_rows: int
+    validation_rows: int
+    epochs: int = 10
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    seed: int = 7
+    patience: int = 3
+    metadata: dict[str, Any] = field(default_factory=dict)  # scaling, features, data versions, config
+
+
+def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None = None) -> list[dict]:
+    """Train (or resume) ``job`` under ``backend``; returns the per-epoch metrics history."""
+    torch.manual_seed(job.seed)
+    np.random.seed(job.seed)
+    model = LTVTransformer(job.model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=job.learning_rate * backend.size)  # scaled by world
+    checkpoint = load_torch(job.artifact_dir, "checkpoint.pt")
+    history: list[dict] = []
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        history = checkpoint["history"]
+    if backend.rank == 0:
+        write_json(job.artifact_dir, "model_config.json", asdict(job.model))
+        for name, value in job.metadata.items():
+            write_json(job.artifact_dir, f"{name}.json", value)
+    model, optimizer = backend.prepare(model, optimizer)
+    steps = steps_per_epoch(job.train_rows, job.batch_size, backend.size)
+    with shard_batches(job.train_converter, job.batch_size, backend.rank, backend.size) as batches:
+        for epoch in range(len(history), job.epochs):
+            if _stopped_early(history, job.patience):
+                break
+            started = time.perf_counter()
+            train_loss = backend.average(_train_epoch(model, optimizer, batches, steps))
+            validation = _validate(model, job, backend)
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                **validation,
+                "seconds": time.perf_counter() - started,
+                "samples": steps * job.batch_size * backend.size,
+            }
+            history.append(record)
+            if backend.rank == 0:
+                _save_epoch(job, model, optimizer, history)
+                LOG.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in record.items()})
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, record)
+    if backend.rank == 0:
+        write_json(job.artifact_dir, "metrics.json", history)
+        (Path(job.artifact_dir) / COMPLETE).write_text("ok\n")
+    return history
+
+
+def _train_epoch(model, optimizer, batches, steps: int) -> float:
+    model.train()
+    total = 0.0
+    for _ in range(steps):
+        batch = next(batches)
+        _, loss = model(batch["sequence"], batch["mask"], batch["static"], batch["value"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    return total / steps
+
+
+@torch.no_grad()
+def _validate(model, job: TrainJob, backend) -> dict[str, float]:
+    """Loss and normalized Gini on this rank's validation shard, averaged over ranks."""
+    model.eval()
+    losses, predictions, truths = [], [], []
+    with shard_batches(
+        job.validation_converter, job.batch_size, backend.rank, backend.size, epochs=1
+    ) as batches:
+        for batch in batches:
+            outputs, loss = model(batch["sequence"], batch["mask"], batch["static"], batch["value"])
+            losses.append(loss.item() * len(batch["value"]))
+            predictions.append(expected_value(outputs).numpy())
+            truths.append(batch["value"].numpy())
+    rows = sum(len(t) for t in truths)
+    loss = sum(losses) / max(rows, 1)
+    gini = normalized_gini(np.concatenate(truths), np.concatenate(predictions)) if rows else float("nan")
+    return {
+        "validation_loss": backend.average(loss),
+        "validation_gini": backend.average(float(np.nan_to_num(gini))),
+    }
+
+
+def _stopped_early(history: list[dict], patience: int) -> bool:
+    """No better validation Gini in the last ``patience`` epochs."""
+    if len(history) <= patience:
+        return False
+    best = max(h["validation_gini"] for h in history)
+    return all(h["validation_gini"] < best for h in history[-patience:])
+
+
+def _save_epoch(job: TrainJob, model, optimizer, history: list[dict]) -> None:
+    plain = model.module if hasattr(model, "module") else model  # DDP wraps the model
+    state = {"model": plain.state_dict(), "optimizer": optimizer.state_dict(), "history": history}
+    save_torch(job.artifact_dir, "checkpoint.pt", state)
+    if history[-1]["validation_gini"] >= max(h["validation_gini"] for h in history):
+        save_torch(job.artifact_dir, "model.pt", {"model": plain.state_dict(), "config": asdict(job.model)})
+    write_json(job.artifact_dir, "metrics.json", history)
