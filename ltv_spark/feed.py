@@ -50,6 +50,11 @@ def shard_batches(
 ) -> Iterator[Iterator[dict[str, torch.Tensor]]]:
     """Batches of this rank's shard as tensors; ``epochs=None`` repeats forever (fixed steps per epoch)."""
     with converter.make_torch_dataloader(
-        batch_size=batch_size, num_epochs=epochs, cur_shard=rank, shard_count=world_size, workers_count=1
+        batch_size=batch_size,
+        num_epochs=epochs,
+        cur_shard=rank,
+        shard_count=world_size,
+        workers_count=1,
+        shuffle_row_groups=False,  # a fixed order: same seed and data give the same weights
     ) as loader:
         yield iter(loader)

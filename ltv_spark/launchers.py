@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 
 from ltv_spark.distributed import HorovodBackend, SingleProcess, TorchDistributedBackend
-from ltv_spark.train import TrainJob, fit
+from ltv_spark.train import FitResult, TrainJob, fit
 
 LAUNCHERS = ("local", "horovod", "torch-distributor")
 
@@ -14,8 +14,12 @@ class NotEnoughTaskSlots(RuntimeError):
     """Fewer free Spark task slots than training processes: Horovod would wait out its start timeout."""
 
 
-def launch(spark: SparkSession, launcher: str, job: TrainJob, num_proc: int = 1) -> list[dict]:
-    """Train ``job`` with ``launcher``; returns rank 0's per-epoch history."""
+class RanksDiverged(RuntimeError):
+    """Ranks ended data-parallel training with different weights: the collectives did not work."""
+
+
+def launch(spark: SparkSession, launcher: str, job: TrainJob, num_proc: int = 1) -> FitResult:
+    """Train ``job`` with ``launcher``; returns rank 0's result."""
     if launcher == "local":
         return fit(job, SingleProcess())
     check_free_slots(spark, num_proc)
@@ -23,6 +27,9 @@ def launch(spark: SparkSession, launcher: str, job: TrainJob, num_proc: int = 1)
         import horovod.spark
 
         results = horovod.spark.run(_horovod_main, args=(job,), num_proc=num_proc, use_gloo=True, verbose=0)
+        digests = {result.weights_digest for result in results}
+        if len(digests) != 1:
+            raise RanksDiverged(f"{len(results)} Horovod ranks ended with {len(digests)} different weights")
         return results[0]
     if launcher == "torch-distributor":
         from pyspark.ml.torch.distributor import TorchDistributor
@@ -55,7 +62,7 @@ def _executors_have_gpu(spark: SparkSession) -> bool:
     return spark.conf.get("spark.executor.resource.gpu.amount", "0") not in ("0", "")
 
 
-def _horovod_main(job: TrainJob) -> list[dict]:
+def _horovod_main(job: TrainJob) -> FitResult:
     backend = HorovodBackend()
     try:
         return fit(job, backend)
@@ -63,7 +70,7 @@ def _horovod_main(job: TrainJob) -> list[dict]:
         backend.close()
 
 
-def _torch_distributed_main(job: TrainJob) -> list[dict]:
+def _torch_distributed_main(job: TrainJob) -> FitResult:
     backend = TorchDistributedBackend()
     try:
         return fit(job, backend)

@@ -7,6 +7,7 @@ decision. A checkpoint is written each epoch and a re-run resumes from it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -44,8 +45,16 @@ class TrainJob:
     metadata: dict[str, Any] = field(default_factory=dict)  # scaling, features, data versions, config
 
 
-def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None = None) -> list[dict]:
-    """Train (or resume) ``job`` under ``backend``; returns the per-epoch metrics history."""
+@dataclass
+class FitResult:
+    """What one rank returns: the per-epoch metrics and a digest of its final weights."""
+
+    history: list[dict]
+    weights_digest: str
+
+
+def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None = None) -> FitResult:
+    """Train (or resume) ``job`` under ``backend``."""
     torch.manual_seed(job.seed)
     np.random.seed(job.seed)
     model = LTVTransformer(job.model)
@@ -57,6 +66,7 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
         optimizer.load_state_dict(checkpoint["optimizer"])
         history = checkpoint["history"]
     if backend.rank == 0:
+        Path(job.artifact_dir).mkdir(parents=True, exist_ok=True)
         write_json(job.artifact_dir, "model_config.json", asdict(job.model))
         for name, value in job.metadata.items():
             write_json(job.artifact_dir, f"{name}.json", value)
@@ -85,7 +95,17 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
     if backend.rank == 0:
         write_json(job.artifact_dir, "metrics.json", history)
         (Path(job.artifact_dir) / COMPLETE).write_text("ok\n")
-    return history
+    return FitResult(history, weights_digest(model))
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A hash of every parameter's bytes: equal across ranks exactly when their weights are equal."""
+    plain = model.module if hasattr(model, "module") else model
+    digest = hashlib.sha256()
+    for name, tensor in sorted(plain.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _train_epoch(model, optimizer, batches, steps: int) -> float:

@@ -99,7 +99,7 @@ def train_model(
     )
     try:
         with stage(f"train ({launcher} x {num_proc})") as timer:
-            history = launch(spark, launcher, job, num_proc)
+            history = launch(spark, launcher, job, num_proc).history
             timer.rows = job.train_rows
     finally:
         train_converter.delete()

@@ -1,0 +1,129 @@
+"""describe training: the Petastorm feed, one loop under three launchers, checkpoints and resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ltv_spark.artifacts import COMPLETE, load_torch, read_json
+from ltv_spark.distributed import SingleProcess
+from ltv_spark.feed import MODEL_COLUMNS, petastorm_converter, shard_batches
+from ltv_spark.launchers import NotEnoughTaskSlots, launch
+from ltv_spark.model import ModelConfig
+from ltv_spark.train import TrainJob, fit
+
+MODEL = ModelConfig(
+    sequence_length=4, static_features=3, d_model=8, n_heads=2, n_layers=1, d_ff=16, dropout=0.0
+)
+ROWS = 96
+
+
+def model_rows(spark, rows: int = ROWS, seed: int = 0):
+    """Rows shaped like ltv_spark.feed.to_model_rows, with a learnable value."""
+    rng = np.random.default_rng(seed)
+    width = MODEL.sequence_length * MODEL.session_features
+    data = []
+    for i in range(rows):
+        static = rng.normal(size=MODEL.static_features)
+        value = float(np.exp(2 + static[1])) if static[0] > 0 else 0.0
+        mask = [1.0] * (1 + i % MODEL.sequence_length) + [0.0] * (
+            MODEL.sequence_length - 1 - i % MODEL.sequence_length
+        )
+        data.append((static.astype(float).tolist(), rng.normal(size=width).tolist(), mask, value))
+    schema = "static array<float>, sequence array<float>, mask array<float>, value float"
+    return spark.createDataFrame(data, schema).coalesce(2)
+
+
+@pytest.fixture(scope="module")
+def converters(spark, tmp_path_factory):
+    cache = str(tmp_path_factory.mktemp("petastorm"))
+    train = petastorm_converter(spark, model_rows(spark), cache)
+    validation = petastorm_converter(spark, model_rows(spark, 48, seed=1), cache)
+    yield train, validation
+    train.delete()
+    validation.delete()
+
+
+def job(converters, artifact_dir, epochs=3, **kwargs) -> TrainJob:
+    train, validation = converters
+    return TrainJob(
+        model=MODEL,
+        artifact_dir=str(artifact_dir),
+        train_converter=train,
+        validation_converter=validation,
+        train_rows=len(train),
+        validation_rows=len(validation),
+        epochs=epochs,
+        batch_size=16,
+        learning_rate=5e-3,
+        seed=3,
+        patience=10,
+        metadata={"features": ["a", "b", "c"]},
+        **kwargs,
+    )
+
+
+def it_feeds_every_row_of_a_delta_table_exactly_once_across_shards(spark, store, tmp_path):
+    schema = "static array<float>, sequence array<float>, mask array<float>, value float"
+    rows = model_rows(spark).collect()
+    indexed = spark.createDataFrame(  # value = row number, so that every row can be told apart
+        [(r["static"], r["sequence"], r["mask"], float(i)) for i, r in enumerate(rows)], schema
+    )
+    store.overwrite(indexed, "gold.feed_check")
+    converter = petastorm_converter(spark, store.read("gold.feed_check"), str(tmp_path / "cache"))
+    try:
+        seen = []
+        for rank in range(2):
+            with shard_batches(converter, 10, rank, 2, epochs=1) as batches:
+                for batch in batches:
+                    assert set(batch) == set(MODEL_COLUMNS)
+                    seen.extend(batch["value"].tolist())
+        assert sorted(seen) == [float(i) for i in range(ROWS)]
+    finally:
+        converter.delete()
+
+
+def it_writes_a_versioned_artifact_and_is_deterministic_in_one_process(converters, tmp_path):
+    first = fit(job(converters, tmp_path / "a"), SingleProcess())
+    second = fit(job(converters, tmp_path / "b"), SingleProcess())
+    assert first.weights_digest == second.weights_digest
+    assert first.history[-1]["train_loss"] < first.history[0]["train_loss"]
+    folder = tmp_path / "a"
+    assert (folder / COMPLETE).exists()
+    assert read_json(folder, "model_config.json")["d_model"] == MODEL.d_model
+    assert read_json(folder, "features.json") == ["a", "b", "c"]
+    assert len(read_json(folder, "metrics.json")) == 3
+    assert load_torch(folder, "model.pt")["config"]["sequence_length"] == MODEL.sequence_length
+
+
+def it_resumes_an_interrupted_run_from_the_saved_epoch(converters, tmp_path):
+    def interrupt(epoch, record):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(job(converters, tmp_path), SingleProcess(), on_epoch_end=interrupt)
+    assert len(load_torch(tmp_path, "checkpoint.pt")["history"]) == 1
+    epochs_run = []
+    resumed = fit(job(converters, tmp_path), SingleProcess(), on_epoch_end=lambda e, r: epochs_run.append(e))
+    assert epochs_run == [1, 2]
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+
+
+def it_trains_with_horovod_on_two_processes_to_identical_weights(spark, converters, tmp_path):
+    result = launch(spark, "horovod", job(converters, tmp_path, epochs=3), num_proc=2)  # checks the digests
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.history[0]["samples"] == 2 * 16 * 3  # fixed steps: ceil(96 / (16 * 2)) per rank
+    assert (tmp_path / COMPLETE).exists()
+
+
+def it_trains_with_torch_distributor_on_two_processes_and_exits_cleanly(spark, converters, tmp_path):
+    result = launch(spark, "torch-distributor", job(converters, tmp_path, epochs=2), num_proc=2)
+    assert len(result.history) == 2
+    assert torch.isfinite(torch.tensor(result.history[-1]["train_loss"]))
+
+
+def it_refuses_more_processes_than_free_task_slots(spark, converters, tmp_path):
+    with pytest.raises(NotEnoughTaskSlots, match="3 training processes need 3 free task slots"):
+        launch(spark, "horovod", job(converters, tmp_path), num_proc=3)
