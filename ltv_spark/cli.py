@@ -143,6 +143,7 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
     cdnow = ingest_cdnow(spark, store)
     sessions = build_sessions(spark, store, config.features)
     training = _training_set_lines(spark, store, config)
+    model = train_model(spark, store, config, "local")
     lines = [
         *world.lines(),
         "",
@@ -164,6 +165,9 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
         "",
         "training set:",
         *training,
+        "",
+        "model (local launcher):",
+        *model.lines(),
     ]
     print(summary("ltv demo", lines))
     return 0 if counts.balanced and cdnow.balanced else 1

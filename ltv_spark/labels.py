@@ -11,7 +11,7 @@ from ltv_spark.features import events_before
 
 
 def user_labels(events: DataFrame, cutoff: dt.date, horizon_days: int) -> DataFrame:
-    """user_id, cutoff, horizon_days, net_value (purchases - refunds), bought (0/1), orders.
+    """user_id, cutoff, horizon_days, net_value (purchases - refunds), bought (0/1), orders_in_horizon.
 
     Users are those with any event before T; a user with nothing in the window gets zeros.
     """
@@ -35,5 +35,5 @@ def user_labels(events: DataFrame, cutoff: dt.date, horizon_days: int) -> DataFr
             "net_value"
         ),
         (orders > 0).cast("int").alias("bought"),
-        orders.alias("orders"),
+        orders.alias("orders_in_horizon"),
     )

@@ -14,6 +14,7 @@ from ltv_spark.contract import BRONZE_SCHEMA
 from ltv_spark.dataset import CutoffPlan, plan_cutoffs
 from ltv_spark.features import FEATURE_COLUMNS, sessions_before, user_features
 from ltv_spark.labels import user_labels
+from ltv_spark.pipeline import EVENTS, FEATURES, LABELS, SEQUENCES, build_cutoff
 from ltv_spark.sequences import SESSION_VECTOR, user_sequences
 from ltv_spark.world import events_frame
 
@@ -97,7 +98,7 @@ def it_computes_rfm_from_a_tiny_history(spark):
     assert len(s["sequence"]) == LENGTH * len(SESSION_VECTOR)
     assert s["sequence"][3 * len(SESSION_VECTOR) :] == [0.0] * len(SESSION_VECTOR)  # padding after the last
     labels = user_labels(events, CUTOFF, 30).first()
-    assert (labels["net_value"], labels["bought"], labels["orders"]) == (99.0, 1, 1)
+    assert (labels["net_value"], labels["bought"], labels["orders_in_horizon"]) == (99.0, 1, 1)
 
 
 def it_keeps_only_the_last_n_sessions_in_time_order(spark):
@@ -126,7 +127,7 @@ def it_labels_only_the_window_and_only_users_active_before(spark):
     ]
     events = spark.createDataFrame([(*r, "f", T, 0, r[2].date()) for r in rows], BRONZE_SCHEMA)
     labels = {
-        r["user_id"]: (r["net_value"], r["bought"], r["orders"])
+        r["user_id"]: (r["net_value"], r["bought"], r["orders_in_horizon"])
         for r in user_labels(events, CUTOFF, 30).collect()
     }
     assert labels == {"u1": (10.0, 1, 1), "u3": (0.0, 0, 0)}
@@ -141,3 +142,14 @@ def it_plans_cutoffs_whose_label_windows_do_not_overlap(config):
     with pytest.raises(ValueError, match="passes the validation cutoff"):
         CutoffPlan((plan.validation,), plan.validation, plan.evaluation, plan.horizon_days).check()
     assert dataclasses.replace(plan).all_cutoffs[-1] == plan.evaluation
+
+
+def it_builds_a_cutoff_once_and_skips_it_while_bronze_is_unchanged(spark, store, config, world_events):
+    store.append(world_events.filter(F.col("user_id") < "u00000060"), EVENTS, partition_by=["event_date"])
+    features = dataclasses.replace(config.features, horizon_days=20)
+    first = build_cutoff(spark, store, features, CUTOFF)
+    versions = [store.version(name) for name in (FEATURES, SEQUENCES, LABELS)]
+    again = build_cutoff(spark, store, features, CUTOFF)
+    assert (again.users, again.labelled) == (first.users, True) and first.users > 0
+    assert [store.version(name) for name in (FEATURES, SEQUENCES, LABELS)] == versions
+    assert store.read(LABELS).filter(F.col("cutoff") == F.lit(CUTOFF)).count() == first.users

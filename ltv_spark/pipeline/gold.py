@@ -20,6 +20,10 @@ from ltv_spark.tables import TableStore
 FEATURES = "gold.user_features"
 SEQUENCES = "gold.user_sequences"
 LABELS = "gold.labels"
+CUTOFF_BUILDS = "gold.cutoff_builds"  # which bronze version and settings each cutoff was built from
+BUILDS_SCHEMA = (
+    "cutoff date, horizon_days int, bronze_version long, settings string, users long, labelled boolean"
+)
 
 
 @dataclass
@@ -38,20 +42,23 @@ def build_cutoff(
 ) -> CutoffSummary:
     """Write the features and sequences at ``cutoff`` (and labels when the window is inside the data).
 
-    Each table's ``cutoff`` partition is replaced whole, so re-running changes nothing.
+    Each table's ``cutoff`` partition is replaced whole. A cutoff already built from the same bronze
+    version with the same settings is skipped, so re-running changes nothing (not even a version).
     """
+    build = _build_key(store, features, cutoff)
+    previous = _previous_build(store, build)
+    if previous is not None:
+        return CutoffSummary(cutoff, previous["users"], previous["labelled"])
     events = store.read(EVENTS)
     last_event = events.agg(F.max("event_time")).first()[0]
     with stage(f"features at {cutoff}") as timer:
         sessions = sessions_before(
             events, cutoff, features.session_gap_minutes, features.max_events_per_user_day
-        )
-        sessions = sessions.persist()
+        ).persist()
         replace = {"cutoff": [cutoff.isoformat()]}
         store.overwrite(user_features(sessions, events, cutoff), FEATURES, ["cutoff"], replace)
-        store.overwrite(
-            user_sequences(sessions, cutoff, features.sequence_length), SEQUENCES, ["cutoff"], replace
-        )
+        sequences = user_sequences(sessions, cutoff, features.sequence_length)
+        store.overwrite(sequences, SEQUENCES, ["cutoff"], replace)
         sessions.unpersist()
         window_end = dt.datetime.combine(cutoff, dt.time()) + dt.timedelta(days=features.horizon_days)
         labelled = last_event is not None and window_end <= last_event + dt.timedelta(days=1)
@@ -60,7 +67,32 @@ def build_cutoff(
             key = {"cutoff": [cutoff.isoformat()], "horizon_days": [features.horizon_days]}
             store.overwrite(labels, LABELS, ["cutoff", "horizon_days"], key)
         timer.rows = store.read(FEATURES).filter(F.col("cutoff") == F.lit(cutoff)).count()
+    record = spark.createDataFrame([(*build.values(), timer.rows, labelled)], BUILDS_SCHEMA)
+    store.merge(record, CUTOFF_BUILDS, keys=["cutoff", "horizon_days"])
     return CutoffSummary(cutoff, timer.rows, labelled)
+
+
+def _build_key(store: TableStore, features: FeaturesConfig, cutoff: dt.date) -> dict:
+    """What a cutoff's gold rows depend on: the bronze version and the settings."""
+    return {
+        "cutoff": cutoff,
+        "horizon_days": features.horizon_days,
+        "bronze_version": store.version(EVENTS),
+        "settings": f"gap={features.session_gap_minutes},cap={features.max_events_per_user_day},"
+        f"length={features.sequence_length}",
+    }
+
+
+def _previous_build(store: TableStore, build: dict):
+    if not store.exists(CUTOFF_BUILDS):
+        return None
+    match = store.read(CUTOFF_BUILDS).filter(
+        (F.col("cutoff") == F.lit(build["cutoff"]))
+        & (F.col("horizon_days") == build["horizon_days"])
+        & (F.col("bronze_version") == build["bronze_version"])
+        & (F.col("settings") == build["settings"])
+    )
+    return match.first()
 
 
 @dataclass

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from ltv_spark.artifacts import latest_version_dir, next_version_dir
+from ltv_spark.artifacts import latest_version_dir, next_version_dir, read_json
 from ltv_spark.config import Config, config_to_dict
 from ltv_spark.dataset import plan_cutoffs
 from ltv_spark.features import FEATURE_COLUMNS
@@ -28,10 +29,12 @@ class TrainSummary:
     launcher: str
     num_proc: int
     history: list[dict]
+    reused: bool = False
 
     def lines(self) -> list[str]:
         best = max(self.history, key=lambda h: h["validation_gini"]) if self.history else {}
-        lines = [f"model        {self.artifact_dir}", f"launcher     {self.launcher} x {self.num_proc}"]
+        kept = "  (same data and settings as before: kept, not retrained)" if self.reused else ""
+        lines = [f"model        {self.artifact_dir}{kept}", f"launcher     {self.launcher} x {self.num_proc}"]
         for h in self.history:
             lines.append(
                 f"epoch {h['epoch']:>2}  train loss {h['train_loss']:.4f}  validation loss "
@@ -59,6 +62,11 @@ def train_model(
     _ensure_cutoffs(spark, store, config, (*plan.train, plan.validation))
     train = examples(store, plan.train, plan.horizon_days)
     validation = examples(store, (plan.validation,), plan.horizon_days)
+    data_versions = {name: store.version(name) for name in (FEATURES, SEQUENCES, LABELS)}
+    train_config = {**config_to_dict(config.train), "launcher": launcher, "num_proc": num_proc}
+    done = _same_model(config.train.models_root, data_versions, train_config)
+    if done is not None:
+        return TrainSummary(str(done), launcher, num_proc, read_json(done, "metrics.json"), reused=True)
     scaling = FeatureScaling.fit(train, FEATURE_COLUMNS)
     artifact_dir = _artifact_dir(config.train.models_root)
     cache = str(Path(config.train.cache_dir) / artifact_dir.name)
@@ -88,8 +96,8 @@ def train_model(
         metadata={
             "scaling": scaling.to_dict(),
             "features": list(FEATURE_COLUMNS),
-            "data_versions": {name: store.version(name) for name in (FEATURES, SEQUENCES, LABELS)},
-            "train_config": {**config_to_dict(config.train), "launcher": launcher, "num_proc": num_proc},
+            "data_versions": data_versions,
+            "train_config": train_config,
             "cutoffs": {
                 "train": [str(c) for c in plan.train],
                 "validation": str(plan.validation),
@@ -116,6 +124,17 @@ def _ensure_cutoffs(spark: SparkSession, store: TableStore, config: Config, cuto
     for cutoff in cutoffs:
         if cutoff not in present:
             build_cutoff(spark, store, config.features, cutoff)
+
+
+def _same_model(models_root: str, data_versions: dict, train_config: dict) -> Path | None:
+    """The latest complete model trained on the same table versions with the same settings, if any."""
+    latest = latest_version_dir(models_root)
+    if latest is None:
+        return None
+    same_data = read_json(latest, "data_versions.json") == data_versions
+    settings = json.loads(json.dumps(train_config, default=str))  # as it reads back from JSON
+    same_settings = read_json(latest, "train_config.json") == settings
+    return latest if same_data and same_settings else None
 
 
 def _artifact_dir(models_root: str) -> Path:
