@@ -32,11 +32,20 @@ def to_model_rows(examples: DataFrame, scaling: FeatureScaling) -> DataFrame:
     )
 
 
-def petastorm_converter(spark: SparkSession, rows: DataFrame, cache_dir: str) -> SparkDatasetConverter:
-    """Materialize ``rows`` as Parquet under ``cache_dir`` for Petastorm readers (delete() when done)."""
+def petastorm_converter(
+    spark: SparkSession, rows: DataFrame, cache_dir: str, min_files: int = 8
+) -> SparkDatasetConverter:
+    """Materialize ``rows`` as Parquet under ``cache_dir`` for Petastorm readers (delete() when done).
+
+    Petastorm shards by row group and refuses more shards than row groups, so the rows are spread
+    over at least ``min_files`` files (one row group each at these sizes): enough for 8 ranks.
+    """
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, Path(cache_dir).resolve().as_uri())
-    return make_spark_converter(rows.select(*MODEL_COLUMNS))
+    selected = rows.select(*MODEL_COLUMNS)
+    if selected.rdd.getNumPartitions() < min_files:
+        selected = selected.repartition(min_files)
+    return make_spark_converter(selected)
 
 
 def steps_per_epoch(rows: int, batch_size: int, world_size: int) -> int:
