@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 
 from benchmarks.common import machine, peak_rss_mb
 from ltv_spark.config import load_config
+from ltv_spark.contract import classify_events, to_bronze
 from ltv_spark.features import sessions_before, user_features
 from ltv_spark.session import build_spark
 from ltv_spark.world import events_frame
@@ -148,19 +149,11 @@ def main() -> None:
 
 
 def _write_bronze_parquet(spark, world, out: Path) -> None:
-    raw = events_frame(spark, world)
-    typed = raw.select(
-        "event_id",
-        "user_id",
-        F.to_timestamp("event_time").alias("event_time"),
-        "event_type",
-        "product_id",
-        "category",
-        F.col("price").cast("double").alias("price"),
-        F.expr("try_cast(quantity AS int)").alias("quantity"),
-        F.when(F.col("order_id") != "", F.col("order_id")).alias("order_id"),
-    )
-    typed.write.mode("overwrite").parquet(str(out))
+    """The world's events typed by the event contract, as ingest writes them to bronze."""
+    raw = events_frame(spark, world).withColumn("source_file", F.lit("generated"))
+    classified = classify_events(raw, dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1))
+    bronze = to_bronze(classified.filter(F.col("reason").isNull()), dt.datetime(2030, 1, 1), 0)
+    bronze.drop("event_date").write.mode("overwrite").parquet(str(out))
 
 
 def _spark(events, cutoff: dt.date, out: Path) -> tuple[float, int]:

@@ -10,7 +10,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from ltv_spark.config import WorldConfig
-from ltv_spark.contract import BRONZE_SCHEMA
+from ltv_spark.contract import BRONZE_SCHEMA, classify_events, to_bronze
 from ltv_spark.dataset import CutoffPlan, plan_cutoffs
 from ltv_spark.features import FEATURE_COLUMNS, sessions_before, user_features
 from ltv_spark.labels import user_labels
@@ -24,24 +24,11 @@ LENGTH = 4
 
 
 def bronze_from_world(spark, users=300, days=90):
-    """A small generated world as bronze rows (typed, as ingest writes them)."""
+    """A small generated world as bronze rows, typed by the event contract as ingest types them."""
     world = WorldConfig(users=users, days=days, seed=5, dirty_rate=0.0, users_per_partition=150)
-    raw = events_frame(spark, world)
-    return raw.select(
-        "event_id",
-        "user_id",
-        F.to_timestamp("event_time").alias("event_time"),
-        "event_type",
-        "product_id",
-        "category",
-        F.col("price").cast("double").alias("price"),
-        F.expr("try_cast(quantity AS int)").alias("quantity"),
-        F.when(F.col("order_id") != "", F.col("order_id")).alias("order_id"),
-        F.lit("gen").alias("source_file"),
-        F.lit(T).alias("ingested_at"),
-        F.lit(0).cast("long").alias("batch_id"),
-        F.to_date(F.to_timestamp("event_time")).alias("event_date"),
-    )
+    raw = events_frame(spark, world).withColumn("source_file", F.lit("generated"))
+    classified = classify_events(raw, dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1))
+    return to_bronze(classified.filter(F.col("reason").isNull()), T, 0)
 
 
 def gold_at(events, cutoff=CUTOFF):
