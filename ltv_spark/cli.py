@@ -126,7 +126,10 @@ def _training_set_lines(spark, store: TableStore, config: Config) -> list[str]:
         f"({len(plan.train)} cutoffs), validation {plan.validation}, evaluation {plan.evaluation}",
         *[summary_.line() for summary_ in result.summaries],
         *[f"{name:<10} {frame.count():>10,} examples" for name, frame in splits.items()],
-        *_where(store, FEATURES, SEQUENCES, LABELS),
+        *[
+            f"{name:<20} {store.read(name).count():>10,} rows  {store.location(name)}"
+            for name in (FEATURES, SEQUENCES, LABELS)
+        ],
     ]
 
 

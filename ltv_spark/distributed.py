@@ -6,6 +6,8 @@ Horovod (Gloo on CPU, NCCL on GPU), and torch.distributed DDP (what TorchDistrib
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
@@ -15,6 +17,7 @@ class SingleProcess:
 
     rank = 0
     size = 1
+    device = torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
 
     def prepare(self, model: nn.Module, optimizer: torch.optim.Optimizer):
         return model, optimizer
@@ -39,6 +42,7 @@ class HorovodBackend:
         self._hvd = hvd
         self.rank = hvd.rank()
         self.size = hvd.size()
+        self.device = _local_device(hvd.local_rank())
 
     def prepare(self, model: nn.Module, optimizer: torch.optim.Optimizer):
         hvd = self._hvd
@@ -69,9 +73,12 @@ class TorchDistributedBackend:
         self._dist = dist
         self.rank = dist.get_rank()
         self.size = dist.get_world_size()
+        self.device = _local_device(int(os.environ.get("LOCAL_RANK", "0")))
 
     def prepare(self, model: nn.Module, optimizer: torch.optim.Optimizer):
-        return nn.parallel.DistributedDataParallel(model), optimizer  # DDP shares the model's parameters
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        ddp = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        return ddp, optimizer  # DDP shares the model's parameters: the optimizer stays valid
 
     def average(self, value: float) -> float:
         tensor = torch.tensor(value, dtype=torch.float64)
@@ -86,3 +93,11 @@ class TorchDistributedBackend:
     def close(self) -> None:
         if self._dist.is_initialized():
             self._dist.destroy_process_group()
+
+
+def _local_device(local_rank: int) -> torch.device:
+    """This process's GPU when the machine has them (one per local rank), else the CPU."""
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")

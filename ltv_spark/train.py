@@ -57,12 +57,12 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
     """Train (or resume) ``job`` under ``backend``."""
     torch.manual_seed(job.seed)
     np.random.seed(job.seed)
-    model = LTVTransformer(job.model)
+    model = LTVTransformer(job.model).to(backend.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=job.learning_rate * backend.size)  # scaled by world
     checkpoint = load_torch(job.artifact_dir, "checkpoint.pt")
     history: list[dict] = []
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
+        model.load_state_dict({k: v.to(backend.device) for k, v in checkpoint["model"].items()})
         optimizer.load_state_dict(checkpoint["optimizer"])
         history = checkpoint["history"]
     if backend.rank == 0:
@@ -77,7 +77,7 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
             if _stopped_early(history, job.patience):
                 break
             started = time.perf_counter()
-            train_loss = backend.average(_train_epoch(model, optimizer, batches, steps))
+            train_loss = backend.average(_train_epoch(model, optimizer, batches, steps, backend.device))
             validation = _validate(model, job, backend)
             record = {
                 "epoch": epoch,
@@ -108,11 +108,11 @@ def weights_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _train_epoch(model, optimizer, batches, steps: int) -> float:
+def _train_epoch(model, optimizer, batches, steps: int, device: torch.device) -> float:
     model.train()
     total = 0.0
     for _ in range(steps):
-        batch = next(batches)
+        batch = _to(next(batches), device)
         _, loss = model(batch["sequence"], batch["mask"], batch["static"], batch["value"])
         optimizer.zero_grad()
         loss.backward()
@@ -130,10 +130,11 @@ def _validate(model, job: TrainJob, backend) -> dict[str, float]:
         job.validation_converter, job.batch_size, backend.rank, backend.size, epochs=1
     ) as batches:
         for batch in batches:
+            batch = _to(batch, backend.device)
             outputs, loss = model(batch["sequence"], batch["mask"], batch["static"], batch["value"])
             losses.append(loss.item() * len(batch["value"]))
-            predictions.append(expected_value(outputs).numpy())
-            truths.append(batch["value"].numpy())
+            predictions.append(expected_value(outputs).cpu().numpy())
+            truths.append(batch["value"].cpu().numpy())
     rows = sum(len(t) for t in truths)
     loss = sum(losses) / max(rows, 1)
     gini = normalized_gini(np.concatenate(truths), np.concatenate(predictions)) if rows else float("nan")
@@ -141,6 +142,10 @@ def _validate(model, job: TrainJob, backend) -> dict[str, float]:
         "validation_loss": backend.average(loss),
         "validation_gini": backend.average(float(np.nan_to_num(gini))),
     }
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
 
 
 def _stopped_early(history: list[dict], patience: int) -> bool:
