@@ -7,7 +7,9 @@ reads its own shard with ``make_torch_dataloader(cur_shard=rank, shard_count=siz
 
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +22,12 @@ from pyspark.sql import functions as F
 from ltv_spark.scaling import FeatureScaling
 
 MODEL_COLUMNS = ("static", "sequence", "mask", "value")
+
+# Petastorm 0.12 calls pyarrow 14's legacy dataset API (STACK.md pins both): one FutureWarning per
+# file and row group, in every training process. They say nothing actionable, so they are muted.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"petastorm(\.|$)")
+warnings.filterwarnings("ignore", category=FutureWarning, message=r".*(pyarrow|ParquetDataset|legacy).*")
+logging.getLogger("petastorm").setLevel(logging.WARNING)
 
 
 def to_model_rows(examples: DataFrame, scaling: FeatureScaling) -> DataFrame:
