@@ -182,6 +182,7 @@ def _duckdb_process(sql: str, out: str) -> tuple[float, int, float]:
     started = time.perf_counter()
     connection = duckdb.connect()
     connection.execute(f"SET threads = {os.cpu_count() or 1}")
+    connection.execute("SET enable_progress_bar = false")
     connection.execute(sql)
     elapsed = time.perf_counter() - started
     users = connection.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]

@@ -101,6 +101,7 @@ def _duckdb(raw: str, out: Path) -> float:
     started = time.perf_counter()
     connection = duckdb.connect()
     connection.execute(f"SET threads = {os.cpu_count() or 1}")
+    connection.execute("SET enable_progress_bar = false")
     connection.execute(sql)
     connection.close()
     return time.perf_counter() - started

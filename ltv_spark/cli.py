@@ -1,4 +1,4 @@
-"""The ``ltv`` command: generate, ingest, ingest-cdnow, sessions, features, training-set, train, demo.
+"""The ``ltv`` command: generate, ingest, ingest-cdnow, sessions, features, training-set, train, score, demo.
 
 Each command parses its flags into config overrides, builds the session and table store, calls one
 pipeline function and prints a one-screen summary. ``jobs/*.py`` are the same commands for
@@ -33,6 +33,7 @@ from ltv_spark.pipeline import (
     ingest_cdnow,
     ingest_raw,
 )
+from ltv_spark.pipeline.scoring import score_as_of
 from ltv_spark.pipeline.training import train_model
 from ltv_spark.progress import configure_logging, summary
 from ltv_spark.session import build_spark
@@ -139,6 +140,13 @@ def run_train(args: argparse.Namespace, config: Config, spark, store: TableStore
     return 0
 
 
+def run_score(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    as_of = dt.date.fromisoformat(args.as_of)
+    result = score_as_of(spark, store, config, as_of, args.model)
+    print(summary(f"ltv score --as-of {as_of}", result.lines()))
+    return 0
+
+
 def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
     """The whole pipeline on the embedded default world (what ``make demo`` runs)."""
     world = generate_world(spark, store, config.world, overwrite=args.overwrite)
@@ -147,6 +155,8 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
     sessions = build_sessions(spark, store, config.features)
     training = _training_set_lines(spark, store, config)
     model = train_model(spark, store, config, "local")
+    world_end = config.world.start_date + dt.timedelta(days=config.world.days)
+    scores = score_as_of(spark, store, config, world_end)
     lines = [
         *world.lines(),
         "",
@@ -171,6 +181,9 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
         "",
         "model (local launcher):",
         *model.lines(),
+        "",
+        "predictions:",
+        *scores.lines(),
     ]
     print(summary("ltv demo", lines))
     return 0 if counts.balanced and cdnow.balanced else 1
@@ -184,6 +197,7 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "features": run_features,
     "training-set": run_training_set,
     "train": run_train,
+    "score": run_score,
     "demo": run_demo,
 }
 
@@ -254,6 +268,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--launcher", choices=["local", "horovod", "torch-distributor"])
     train.add_argument("--num-proc", type=int, help="training processes (horovod, torch-distributor)")
     train.add_argument("--epochs", type=int)
+
+    score = commands.add_parser("score", parents=[common], help="score every user -> gold.predictions")
+    score.add_argument("--as-of", required=True, help="YYYY-MM-DD: features use events before it")
+    score.add_argument("--model", help="a model folder, or 'latest' (default: score.model)")
 
     demo = commands.add_parser("demo", parents=[common], help="generate + ingest the default world")
     demo.add_argument("--overwrite", action="store_true")

@@ -109,6 +109,14 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class ScoreConfig:
+    """Batch scoring (ltv_spark.score)."""
+
+    batch_size: int = 1024  # rows per model call inside the pandas UDF
+    model: str = "latest"  # a model folder, or the latest complete one under train.models_root
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of one run."""
 
@@ -119,6 +127,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
 
 
 def load_config(

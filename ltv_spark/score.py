@@ -1,0 +1,126 @@
+"""Score users with a saved model inside Spark: a mapInPandas iterator that loads the model once
+per Python worker, then value deciles and segments without collecting scores to the driver.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from ltv_spark.artifacts import load_torch, read_json
+from ltv_spark.model import LTVTransformer, ModelConfig
+from ltv_spark.scaling import FeatureScaling
+from ltv_spark.ziln import churn_probability, expected_value, p_buy
+
+SCORE_SCHEMA = "user_id string, expected_ltv double, p_buy double, churn_probability double"
+LOAD_LOG_ENV = "LTV_MODEL_LOAD_LOG"  # when set, each model load appends "<pid>\n" to that file
+
+_LOADED: dict[str, LoadedModel] = {}  # per Python worker process: artifact folder -> model
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to score: weights in eval mode, its scaling and its feature order."""
+
+    model: LTVTransformer
+    scaling: FeatureScaling
+
+    @classmethod
+    def load(cls, artifact_dir: str) -> LoadedModel:
+        state = load_torch(artifact_dir, "model.pt")
+        if state is None:
+            raise FileNotFoundError(f"{artifact_dir} holds no model.pt: train a model first (ltv train)")
+        model = LTVTransformer(ModelConfig(**state["config"]))
+        model.load_state_dict(state["model"])
+        model.eval()
+        log = os.environ.get(LOAD_LOG_ENV)
+        if log:
+            with open(log, "a") as handle:
+                handle.write(f"{os.getpid()}\n")
+        return cls(model, FeatureScaling.from_dict(read_json(artifact_dir, "scaling.json")))
+
+    def score(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """user_id, static feature columns, sequence, mask -> SCORE_SCHEMA columns."""
+        config = self.model.config
+        static = self.scaling.transform(frame[list(self.scaling.columns)].to_numpy(dtype=float))
+        sequence = _stack(frame["sequence"], config.sequence_length * config.session_features)
+        mask = _stack(frame["mask"], config.sequence_length)
+        with torch.no_grad():
+            outputs, _ = self.model(
+                torch.from_numpy(sequence), torch.from_numpy(mask), torch.from_numpy(static)
+            )
+        return pd.DataFrame(
+            {
+                "user_id": frame["user_id"].to_numpy(),
+                "expected_ltv": expected_value(outputs).double().numpy(),
+                "p_buy": p_buy(outputs).double().numpy(),
+                "churn_probability": churn_probability(outputs).double().numpy(),
+            }
+        )
+
+
+def loaded_model(artifact_dir: str) -> LoadedModel:
+    """The worker's copy of the model, loaded on first use."""
+    key = str(Path(artifact_dir).resolve())
+    if key not in _LOADED:
+        _LOADED[key] = LoadedModel.load(key)
+    return _LOADED[key]
+
+
+def score_users(rows: DataFrame, artifact_dir: str, batch_size: int) -> DataFrame:
+    """rows (user_id, features, sequence, mask) -> user_id, expected_ltv, p_buy, churn_probability."""
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model = loaded_model(artifact_dir)
+        for batch in batches:
+            for start in range(0, len(batch), batch_size):
+                yield model.score(batch.iloc[start : start + batch_size])
+
+    return rows.mapInPandas(score, SCORE_SCHEMA)
+
+
+def with_sequences(features: DataFrame, sequences: DataFrame, sequence_length: int, width: int) -> DataFrame:
+    """Features left-joined with sequences; a user without a session gets an all-padding sequence."""
+    zeros = F.array_repeat(F.lit(0.0).cast("float"), sequence_length * width)
+    no_mask = F.array_repeat(F.lit(0.0).cast("float"), sequence_length)
+    joined = features.join(
+        sequences.select("user_id", "cutoff", "sequence", "mask"), ["user_id", "cutoff"], "left"
+    )
+    return joined.withColumn("sequence", F.coalesce("sequence", zeros)).withColumn(
+        "mask", F.coalesce("mask", no_mask)
+    )
+
+
+def add_deciles_and_segments(scores: DataFrame) -> DataFrame:
+    """value_decile (1 = highest expected LTV) from approximate quantiles (nine numbers reach the
+    driver, never the scores), and a segment: top_1pct, top_10pct, at_risk_high_value, rest."""
+    cuts = scores.approxQuantile("expected_ltv", [i / 10 for i in range(1, 10)] + [0.99], 1e-4)
+    deciles, top_1pct = cuts[:9], cuts[9]
+    decile = _decile_column(deciles)
+    segment = (
+        F.when(F.col("expected_ltv") >= F.lit(top_1pct), F.lit("top_1pct"))
+        .when((decile == 1) & (F.col("churn_probability") > 0.5), F.lit("at_risk_high_value"))
+        .when(decile == 1, F.lit("top_10pct"))
+        .otherwise(F.lit("rest"))
+    )
+    return scores.withColumn("value_decile", decile).withColumn("segment", segment)
+
+
+def _decile_column(cuts: list[float]) -> Column:
+    """1 for values above the 90th percentile cut, ..., 10 for values at or below the 10th."""
+    decile = F.lit(10)
+    for index, cut in enumerate(cuts):  # cuts[0] = 10th percentile ... cuts[8] = 90th
+        decile = F.when(F.col("expected_ltv") > F.lit(cut), F.lit(9 - index)).otherwise(decile)
+    return decile
+
+
+def _stack(column: pd.Series, width: int) -> np.ndarray:
+    return np.stack(column.to_numpy()).astype(np.float32).reshape(len(column), width)

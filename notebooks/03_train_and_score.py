@@ -1,0 +1,39 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # ltv_spark 03: train the Transformer and score every user
+# MAGIC Training runs with the launcher chosen in the widget (Horovod and TorchDistributor use the
+# MAGIC cluster's task slots); scoring MERGEs into `gold.predictions`. Each cell is a call into the package.
+
+# COMMAND ----------
+
+dbutils.widgets.text("env", "databricks")  # noqa: F821 (dbutils exists on Databricks)
+dbutils.widgets.dropdown("launcher", "horovod", ["local", "horovod", "torch-distributor"])  # noqa: F821
+dbutils.widgets.text("num_proc", "2")  # noqa: F821
+dbutils.widgets.text("as_of", "")  # noqa: F821  YYYY-MM-DD
+dbutils.widgets.text("extra_overrides", "")  # noqa: F821
+
+# COMMAND ----------
+
+import datetime as dt
+
+from ltv_spark.config import load_config
+from ltv_spark.pipeline.scoring import PREDICTIONS, score_as_of
+from ltv_spark.pipeline.training import train_model
+from ltv_spark.session import build_spark
+from ltv_spark.tables import open_store
+
+get = dbutils.widgets.get  # noqa: F821
+config = load_config(get("env"), [o for o in get("extra_overrides").split(",") if o.strip()])
+spark = build_spark(config)
+store = open_store(spark, config.tables)
+
+# COMMAND ----------
+
+trained = train_model(spark, store, config, get("launcher"), int(get("num_proc")))
+print("\n".join(trained.lines()))
+
+# COMMAND ----------
+
+scored = score_as_of(spark, store, config, dt.date.fromisoformat(get("as_of")), trained.artifact_dir)
+print("\n".join(scored.lines()))
+display(store.read(PREDICTIONS).orderBy("expected_ltv", ascending=False).limit(100))  # noqa: F821
