@@ -50,6 +50,7 @@ def main() -> None:
     print(f"{'batch':>6} {'udf users/s/core':>17} {'bare users/s/core':>18} {'ratio':>6}")
     torch.set_num_threads(1)
     model = LoadedModel.load(folder)
+    score_users(rows, folder, args.batch_sizes[0]).count()  # warm-up: start Python workers, load model
     for batch_size in args.batch_sizes:
         started = time.perf_counter()
         scored = score_users(rows, folder, batch_size).count()
