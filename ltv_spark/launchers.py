@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from pyspark.sql import SparkSession
 
 from ltv_spark.distributed import HorovodBackend, SingleProcess, TorchDistributedBackend
@@ -26,7 +28,13 @@ def launch(spark: SparkSession, launcher: str, job: TrainJob, num_proc: int = 1)
     if launcher == "horovod":
         import horovod.spark
 
-        results = horovod.spark.run(_horovod_main, args=(job,), num_proc=num_proc, use_gloo=True, verbose=0)
+        results = horovod.spark.run(
+            functools.partial(_train_under, HorovodBackend),
+            args=(job,),
+            num_proc=num_proc,
+            use_gloo=True,
+            verbose=0,
+        )
         digests = {result.weights_digest for result in results}
         if len(digests) != 1:
             raise RanksDiverged(f"{len(results)} Horovod ranks ended with {len(digests)} different weights")
@@ -38,7 +46,7 @@ def launch(spark: SparkSession, launcher: str, job: TrainJob, num_proc: int = 1)
         distributor = TorchDistributor(
             num_processes=num_proc, local_mode=local, use_gpu=_executors_have_gpu(spark)
         )
-        return distributor.run(_torch_distributed_main, job)
+        return distributor.run(functools.partial(_train_under, TorchDistributedBackend), job)
     raise ValueError(f"unknown launcher {launcher!r}: expected one of {', '.join(LAUNCHERS)}")
 
 
@@ -62,16 +70,9 @@ def _executors_have_gpu(spark: SparkSession) -> bool:
     return spark.conf.get("spark.executor.resource.gpu.amount", "0") not in ("0", "")
 
 
-def _horovod_main(job: TrainJob) -> FitResult:
-    backend = HorovodBackend()
-    try:
-        return fit(job, backend)
-    finally:
-        backend.close()
-
-
-def _torch_distributed_main(job: TrainJob) -> FitResult:
-    backend = TorchDistributedBackend()
+def _train_under(backend_type: type, job: TrainJob) -> FitResult:
+    """The body of every training process: start the backend, fit, always close the backend."""
+    backend = backend_type()
     try:
         return fit(job, backend)
     finally:

@@ -9,26 +9,17 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from ltv_spark.config import WorldConfig
-from ltv_spark.contract import BRONZE_SCHEMA, classify_events, to_bronze
+from ltv_spark.contract import BRONZE_SCHEMA
 from ltv_spark.dataset import CutoffPlan, plan_cutoffs
 from ltv_spark.features import FEATURE_COLUMNS, sessions_before, user_features
 from ltv_spark.labels import user_labels
 from ltv_spark.pipeline import EVENTS, FEATURES, LABELS, SEQUENCES, build_cutoff
 from ltv_spark.sequences import SESSION_VECTOR, user_sequences
-from ltv_spark.world import events_frame
+from tests.helpers import bronze_from_world
 
 CUTOFF = dt.date(2025, 8, 1)
 T = dt.datetime(2025, 8, 1)
 LENGTH = 4
-
-
-def bronze_from_world(spark, users=300, days=90):
-    """A small generated world as bronze rows, typed by the event contract as ingest types them."""
-    world = WorldConfig(users=users, days=days, seed=5, dirty_rate=0.0, users_per_partition=150)
-    raw = events_frame(spark, world).withColumn("source_file", F.lit("generated"))
-    classified = classify_events(raw, dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1))
-    return to_bronze(classified.filter(F.col("reason").isNull()), T, 0)
 
 
 def gold_at(events, cutoff=CUTOFF):

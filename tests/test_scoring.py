@@ -21,6 +21,7 @@ from ltv_spark.pipeline.scoring import PREDICTIONS, score_as_of
 from ltv_spark.scaling import FeatureScaling
 from ltv_spark.score import LoadedModel, add_deciles_and_segments, score_users, with_sequences
 from ltv_spark.sequences import SESSION_VECTOR
+from tests.helpers import bronze_from_world
 
 LENGTH = 4
 WIDTH = len(SESSION_VECTOR)
@@ -157,6 +158,4 @@ def it_loads_the_model_once_per_python_worker_on_a_two_executor_cluster(tmp_path
 
 @pytest.fixture()
 def world_bronze(spark):
-    from tests.test_features import bronze_from_world
-
     return bronze_from_world(spark, users=80, days=90)

@@ -7,10 +7,13 @@ import pytest
 import torch
 
 from ltv_spark.artifacts import COMPLETE, load_torch, read_json
+from ltv_spark.config import load_config
 from ltv_spark.distributed import SingleProcess
 from ltv_spark.feed import MODEL_COLUMNS, petastorm_converter, shard_batches
 from ltv_spark.launchers import NotEnoughTaskSlots, launch
 from ltv_spark.model import ModelConfig
+from ltv_spark.pipeline import EVENTS
+from ltv_spark.pipeline.training import train_model
 from ltv_spark.train import TrainJob, fit
 
 MODEL = ModelConfig(
@@ -127,3 +130,40 @@ def it_trains_with_torch_distributor_on_two_processes_and_exits_cleanly(spark, c
 def it_refuses_more_processes_than_free_task_slots(spark, converters, tmp_path):
     with pytest.raises(NotEnoughTaskSlots, match="3 training processes need 3 free task slots"):
         launch(spark, "horovod", job(converters, tmp_path), num_proc=3)
+
+
+def it_trains_from_the_gold_tables_and_reuses_the_model_for_unchanged_inputs(spark, store, config, tmp_path):
+    from tests.test_features import bronze_from_world
+
+    store.append(bronze_from_world(spark, users=120, days=90), EVENTS, partition_by=["event_date"])
+    small = load_config(
+        "local",
+        [
+            "features.horizon_days=14",
+            "features.evaluation_cutoff=2025-08-15",
+            "features.train_cutoffs=2",
+            "features.cutoff_step_days=7",
+            "features.sequence_length=4",
+            "train.epochs=1",
+            "train.batch_size=32",
+            "train.d_model=8",
+            "train.n_heads=2",
+            "train.n_layers=1",
+            "train.d_ff=16",
+            f"train.models_root={tmp_path / 'models'}",
+            f"train.cache_dir={tmp_path / 'cache'}",
+        ],
+    )
+    first = train_model(spark, store, small, "local")
+    folder = tmp_path / "models" / "v0001"
+    assert first.artifact_dir == str(folder) and len(first.history) == 1 and not first.reused
+    assert (folder / COMPLETE).exists()
+    assert set(read_json(folder, "data_versions.json")) == {
+        "gold.user_features",
+        "gold.user_sequences",
+        "gold.labels",
+    }
+    assert read_json(folder, "cutoffs.json")["train"] == ["2025-07-11", "2025-07-18"]
+    assert not any((tmp_path / "cache").rglob("*.parquet"))  # Petastorm's cache is deleted after training
+    again = train_model(spark, store, small, "local")
+    assert again.reused and again.artifact_dir == str(folder)

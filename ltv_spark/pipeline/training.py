@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import latest_version_dir, next_version_dir, read_json
 from ltv_spark.config import Config, config_to_dict
@@ -59,7 +58,8 @@ def train_model(
     launcher = launcher or config.train.launcher
     num_proc = 1 if launcher == "local" else (num_proc or config.train.num_proc)
     plan = plan_cutoffs(config.features)
-    _ensure_cutoffs(spark, store, config, (*plan.train, plan.validation))
+    for cutoff in (*plan.train, plan.validation):  # skipped when built from this bronze version
+        build_cutoff(spark, store, config.features, cutoff)
     train = examples(store, plan.train, plan.horizon_days)
     validation = examples(store, (plan.validation,), plan.horizon_days)
     data_versions = {name: store.version(name) for name in (FEATURES, SEQUENCES, LABELS)}
@@ -113,17 +113,6 @@ def train_model(
         train_converter.delete()
         validation_converter.delete()
     return TrainSummary(str(artifact_dir), launcher, num_proc, history)
-
-
-def _ensure_cutoffs(spark: SparkSession, store: TableStore, config: Config, cutoffs) -> None:
-    """Build the gold partitions of cutoffs not written yet (a handful of rows reach the driver)."""
-    present: set = set()
-    if store.exists(LABELS):
-        labels = store.read(LABELS).filter(F.col("horizon_days") == config.features.horizon_days)
-        present = {row[0] for row in labels.select("cutoff").distinct().collect()}
-    for cutoff in cutoffs:
-        if cutoff not in present:
-            build_cutoff(spark, store, config.features, cutoff)
 
 
 def _same_model(models_root: str, data_versions: dict, train_config: dict) -> Path | None:
