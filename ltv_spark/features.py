@@ -11,6 +11,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from ltv_spark.frames import days_between
 from ltv_spark.sessions import cap_user_days, sessionize
 
 FEATURE_COLUMNS = (
@@ -35,7 +36,6 @@ FEATURE_COLUMNS = (
     "session_trend",
     "has_purchased",
 )
-SECONDS_PER_DAY = 86_400.0
 
 
 def events_before(events: DataFrame, cutoff: dt.date) -> DataFrame:
@@ -62,7 +62,7 @@ def user_features(sessions: DataFrame, events: DataFrame, cutoff: dt.date) -> Da
         F.count(F.lit(1)).alias("sessions_total"),
         *[_within(F.col("session_start"), t, days).alias(f"sessions_{days}d") for days in (7, 30, 90)],
         _between(F.col("session_start"), t, 30, 120).alias("sessions_prior_90d"),
-        _days(t, F.max("session_end")).alias("days_since_last_session"),
+        days_between(t, F.max("session_end")).alias("days_since_last_session"),
         F.sum(F.when((F.col("n_carts") > 0) & (F.col("n_purchases") == 0), 1).otherwise(0)).alias(
             "_abandoned"
         ),
@@ -72,8 +72,8 @@ def user_features(sessions: DataFrame, events: DataFrame, cutoff: dt.date) -> Da
     amount = F.col("price") * F.col("quantity")
     order_id = F.when(F.col("event_type") == "purchase", F.col("order_id"))
     event_stats = past.groupBy("user_id").agg(
-        _days(t, F.min("event_time")).alias("tenure_days"),
-        _days(t, F.max(purchase_time)).alias("_since_purchase"),
+        days_between(t, F.min("event_time")).alias("tenure_days"),
+        days_between(t, F.max(purchase_time)).alias("_since_purchase"),
         F.countDistinct(order_id).alias("orders"),
         *[
             F.countDistinct(F.when(_recent(t, days), order_id)).alias(f"orders_{days}d")
@@ -113,10 +113,6 @@ def user_features(sessions: DataFrame, events: DataFrame, cutoff: dt.date) -> Da
         ).alias("session_trend"),
         (F.col("orders") > 0).cast("int").alias("has_purchased"),
     )
-
-
-def _days(later: Column, earlier: Column) -> Column:
-    return (F.unix_micros(later) - F.unix_micros(earlier)) / (SECONDS_PER_DAY * 1e6)
 
 
 def _recent(t: Column, days: int) -> Column:

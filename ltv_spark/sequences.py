@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+
+from ltv_spark.frames import days_between
 
 # One session as numbers (F = len(SESSION_VECTOR)). Counts and money are log1p-squashed.
 SESSION_VECTOR = (
@@ -42,8 +44,8 @@ def session_vectors(sessions: DataFrame, cutoff: dt.date) -> DataFrame:
         F.col("n_purchases").cast("double"),
         F.log1p(F.col("revenue")),
         F.log1p(F.col("refunded")),
-        F.log1p(F.coalesce(_days(F.col("session_start"), previous_end), F.lit(0.0))),
-        F.log1p(_days(t, F.col("session_start"))),
+        F.log1p(F.coalesce(days_between(F.col("session_start"), previous_end), F.lit(0.0))),
+        F.log1p(days_between(t, F.col("session_start"))),
         F.sin(weekday),
         F.cos(weekday),
         F.col("n_categories").cast("double"),
@@ -75,7 +77,3 @@ def user_sequences(sessions: DataFrame, cutoff: dt.date, length: int) -> DataFra
         mask.alias("mask"),
         F.size("_kept").alias("n_sessions"),
     )
-
-
-def _days(later: Column, earlier: Column) -> Column:
-    return (F.unix_micros(later) - F.unix_micros(earlier)) / 86_400e6

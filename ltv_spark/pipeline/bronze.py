@@ -214,8 +214,8 @@ def ingest_cdnow(spark: SparkSession, store: TableStore, path: str | None = None
         min_time, max_time = dt.datetime(1997, 1, 1), dt.datetime(1998, 7, 1)
         labelled = label_rows(classify_events(read_cdnow(spark, source), min_time, max_time)).persist()
         counts = IngestCounts(files=1)
-        for row in count_by_file(labelled).collect():
-            counts.add_file(row.asDict())
+        for file in _count_files(labelled, None):
+            counts.add_file(file)
         bronze = to_bronze(labelled.filter(F.col("status") == STATUS_BRONZE), ingested_at, 0)
         quarantine = to_quarantine(labelled.filter(F.col("status") == STATUS_QUARANTINE), ingested_at, 0)
         # One fixed batch: loading the same file again commits nothing.
