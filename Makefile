@@ -44,7 +44,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 lock: $(STAMP)
-	$(PIP) freeze --exclude-editable | sed 's/+cpu$$//' | grep -v '^horovod==' > requirements/lock.txt.new
+	$(PIP) freeze --exclude-editable | sed 's/+cpu$$//' | grep -v '^horovod' > requirements/lock.txt.new
 	mv requirements/lock.txt.new requirements/lock.txt
 
 clean:
