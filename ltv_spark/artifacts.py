@@ -29,10 +29,14 @@ def next_version_dir(models_root: str) -> Path:
     return path
 
 
-def latest_version_dir(models_root: str, complete_only: bool = True) -> Path | None:
+def version_dirs(models_root: str, complete_only: bool = True) -> list[Path]:
+    """Every version folder, oldest first (only those whose training completed, by default)."""
     versions = sorted(p for p in Path(models_root).glob("v[0-9][0-9][0-9][0-9]") if p.is_dir())
-    if complete_only:
-        versions = [p for p in versions if (p / COMPLETE).exists()]
+    return [p for p in versions if (p / COMPLETE).exists()] if complete_only else versions
+
+
+def latest_version_dir(models_root: str, complete_only: bool = True) -> Path | None:
+    versions = version_dirs(models_root, complete_only)
     return versions[-1] if versions else None
 
 

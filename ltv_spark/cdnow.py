@@ -1,8 +1,10 @@
 """CDNOW (Fader, Hardie & Lee 2005), the real purchase log shipped with ``lifetimes``, in our contract.
 
 Each line of CDNOW_master.txt is one purchase: customer id, date (YYYYMMDD), number of CDs, dollar
-value. It becomes a ``purchase`` event at midnight UTC with quantity = CDs and unit price =
-value / CDs, so that price x quantity is the dollar value.
+value. CDNOW_sample.txt (the 2,357-customer sample of the paper) has no header and one more field,
+the sample's own customer number, after the original id. Each purchase becomes a ``purchase``
+event at midnight UTC with quantity = CDs and unit price = value / CDs, so that price x quantity
+is the dollar value.
 """
 
 from __future__ import annotations
@@ -28,16 +30,21 @@ def cdnow_path(name: str = "CDNOW_master.txt") -> Path:
 
 
 def read_cdnow(spark: SparkSession, path: str | Path) -> DataFrame:
-    """CDNOW lines as raw contract rows (strings) + source_file; the header line is skipped."""
+    """CDNOW lines (master or sample layout) as raw contract rows (strings) + source_file."""
     lines = spark.read.text(str(path)).rdd.map(lambda row: row[0]).zipWithIndex().toDF(["line", "line_no"])
     fields = F.split(F.trim(F.regexp_replace("line", r"\r", "")), r"\s+")
-    parsed = lines.filter(F.col("line_no") > 0).select(
+    skip = F.when(F.size(fields) == 5, 1).otherwise(0)  # the sample's extra customer number
+
+    def field(index: int) -> F.Column:
+        return F.element_at(fields, skip + index + 1)
+
+    parsed = lines.filter(fields.getItem(0) != "customer_id").select(
         "line_no",
         "line",
         fields.getItem(0).alias("customer"),
-        fields.getItem(1).alias("yyyymmdd"),
-        fields.getItem(2).alias("cds"),
-        fields.getItem(3).alias("dollars"),
+        field(1).alias("yyyymmdd"),
+        field(2).alias("cds"),
+        field(3).alias("dollars"),
     )
     unit_price = F.expr("try_divide(try_cast(dollars AS double), try_cast(cds AS double))")
     event_id = F.format_string("cdnow-%06d", F.col("line_no"))

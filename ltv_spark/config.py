@@ -104,6 +104,7 @@ class TrainConfig:
     n_layers: int = 2
     d_ff: int = 64
     dropout: float = 0.1
+    architecture: Literal["transformer", "mlp"] = "transformer"  # mlp: the static-feature baseline
     models_root: str = "data/models"
     cache_dir: str = "data/petastorm_cache"  # Petastorm's materialized rows, deleted after training
 

@@ -1,5 +1,8 @@
 """The LTV Transformer: a small encoder over a user's last sessions, joined with static features,
 feeding a ZILN head (ltv_spark.ziln). Shapes: B users, N sessions, F numbers per session, S static.
+
+``StaticMLP`` is the seeds' DNN baseline: the same ZILN head on the static features alone, with the
+same forward signature, so the one training loop and the one scoring UDF serve both.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class ModelConfig:
     dropout: float = 0.1
     time_feature: int = TIME_FEATURE
     time_frequencies: int = 8
+    architecture: str = "transformer"  # or "mlp": static features only (see build_model)
 
 
 class TimeEncoding(nn.Module):
@@ -88,3 +92,42 @@ class LTVTransformer(nn.Module):
         outputs = self.head(joined)  # (B, 3): logit p, mu, raw sigma
         loss = ziln_loss(outputs, value) if value is not None else None
         return outputs, loss
+
+
+class StaticMLP(nn.Module):
+    """forward(sequence, mask, static, value=None) -> (outputs (B, 3), loss or None); ignores sessions."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.layers = nn.Sequential(
+            nn.Linear(config.static_features, config.d_ff),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.d_ff, d),
+            nn.GELU(),
+            nn.Linear(d, 3),
+        )
+
+    def forward(
+        self,
+        sequence: torch.Tensor,  # (B, N * F), unused
+        mask: torch.Tensor,  # (B, N), unused
+        static: torch.Tensor,  # (B, S), scaled
+        value: torch.Tensor | None = None,  # (B,)
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        outputs = self.layers(static)  # (B, 3): logit p, mu, raw sigma
+        loss = ziln_loss(outputs, value) if value is not None else None
+        return outputs, loss
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"transformer": LTVTransformer, "mlp": StaticMLP}
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    """The model named by ``config.architecture``."""
+    if config.architecture not in ARCHITECTURES:
+        known = list(ARCHITECTURES)
+        raise ValueError(f"unknown architecture {config.architecture!r}: expected one of {known}")
+    return ARCHITECTURES[config.architecture](config)

@@ -16,7 +16,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import load_torch, read_json
-from ltv_spark.model import LTVTransformer, ModelConfig
+from ltv_spark.model import ModelConfig, build_model
 from ltv_spark.scaling import FeatureScaling
 from ltv_spark.ziln import churn_probability, expected_value, p_buy
 
@@ -30,7 +30,7 @@ _LOADED: dict[str, LoadedModel] = {}  # per Python worker process: artifact fold
 class LoadedModel:
     """A model ready to score: weights in eval mode, its scaling and its feature order."""
 
-    model: LTVTransformer
+    model: torch.nn.Module  # an LTVTransformer or a StaticMLP
     scaling: FeatureScaling
 
     @classmethod
@@ -38,7 +38,7 @@ class LoadedModel:
         state = load_torch(artifact_dir, "model.pt")
         if state is None:
             raise FileNotFoundError(f"{artifact_dir} holds no model.pt: train a model first (ltv train)")
-        model = LTVTransformer(ModelConfig(**state["config"]))
+        model = build_model(ModelConfig(**state["config"]))
         model.load_state_dict(state["model"])
         model.eval()
         log = os.environ.get(LOAD_LOG_ENV)

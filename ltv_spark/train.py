@@ -21,7 +21,7 @@ import torch
 from ltv_spark.artifacts import COMPLETE, load_torch, save_torch, write_json
 from ltv_spark.feed import shard_batches, steps_per_epoch
 from ltv_spark.metrics import normalized_gini
-from ltv_spark.model import LTVTransformer, ModelConfig
+from ltv_spark.model import ModelConfig, build_model
 from ltv_spark.ziln import expected_value
 
 LOG = logging.getLogger("ltv_spark.train")
@@ -57,7 +57,7 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
     """Train (or resume) ``job`` under ``backend``."""
     torch.manual_seed(job.seed)
     np.random.seed(job.seed)
-    model = LTVTransformer(job.model).to(backend.device)
+    model = build_model(job.model).to(backend.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=job.learning_rate * backend.size)  # scaled by world
     checkpoint = load_torch(job.artifact_dir, "checkpoint.pt")
     history: list[dict] = []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 import torch
 
-from ltv_spark.model import LTVTransformer, ModelConfig
+from ltv_spark.model import LTVTransformer, ModelConfig, StaticMLP, build_model
 from ltv_spark.ziln import expected_value, p_buy
 
 CONFIG = ModelConfig(
@@ -66,3 +69,23 @@ def it_overfits_a_tiny_batch():
     buyers = value > 0
     relative_error = (expected_value(outputs)[buyers] - value[buyers]).abs() / value[buyers]
     assert relative_error.median() < 0.5
+
+
+def it_builds_the_static_mlp_baseline_with_the_same_interface():
+    torch.manual_seed(0)
+    model = build_model(dataclasses.replace(CONFIG, architecture="mlp"))
+    assert isinstance(model, StaticMLP)
+    sequence, mask, static, value = batch(16, seed=2)
+    outputs, loss = model(sequence, mask, static, value)
+    assert outputs.shape == (16, 3) and torch.isfinite(loss)
+    shuffled, _ = model(torch.randn_like(sequence), torch.zeros_like(mask), static)
+    assert torch.equal(outputs, shuffled)  # sessions are not its input
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        _, loss_now = model(sequence, mask, static, value)
+        optimizer.zero_grad()
+        loss_now.backward()
+        optimizer.step()
+    assert loss_now.item() < loss.item() - 1.0
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model(dataclasses.replace(CONFIG, architecture="rnn"))

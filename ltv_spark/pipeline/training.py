@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
-from ltv_spark.artifacts import latest_version_dir, next_version_dir, read_json
-from ltv_spark.config import Config, config_to_dict
+from ltv_spark.artifacts import latest_version_dir, next_version_dir, read_json, version_dirs
+from ltv_spark.config import Config, TrainConfig, config_to_dict
 from ltv_spark.dataset import plan_cutoffs
 from ltv_spark.features import FEATURE_COLUMNS
 from ltv_spark.feed import petastorm_converter, to_model_rows
@@ -54,34 +54,66 @@ def train_model(
     launcher: str | None = None,
     num_proc: int | None = None,
 ) -> TrainSummary:
-    """Fit scaling on the training cutoffs, feed Petastorm, train with the launcher, save the model."""
-    launcher = launcher or config.train.launcher
-    num_proc = 1 if launcher == "local" else (num_proc or config.train.num_proc)
+    """Build the plan's cutoffs, then train on the gold examples (see ``fit_examples``)."""
     plan = plan_cutoffs(config.features)
     for cutoff in (*plan.train, plan.validation):  # skipped when built from this bronze version
         build_cutoff(spark, store, config.features, cutoff)
-    train = examples(store, plan.train, plan.horizon_days)
-    validation = examples(store, (plan.validation,), plan.horizon_days)
-    data_versions = {name: store.version(name) for name in (FEATURES, SEQUENCES, LABELS)}
-    train_config = {**config_to_dict(config.train), "launcher": launcher, "num_proc": num_proc}
-    done = _same_model(config.train.models_root, data_versions, train_config)
+    cutoffs = {
+        "train": [str(c) for c in plan.train],
+        "validation": str(plan.validation),
+        "horizon_days": plan.horizon_days,
+    }
+    return fit_examples(
+        spark,
+        examples(store, plan.train, plan.horizon_days),
+        examples(store, (plan.validation,), plan.horizon_days),
+        config.train,
+        config.features.sequence_length,
+        data_versions={name: store.version(name) for name in (FEATURES, SEQUENCES, LABELS)},
+        metadata={"cutoffs": cutoffs},
+        launcher=launcher,
+        num_proc=num_proc,
+    )
+
+
+def fit_examples(
+    spark: SparkSession,
+    train: DataFrame,
+    validation: DataFrame,
+    settings: TrainConfig,
+    sequence_length: int,
+    data_versions: dict,
+    metadata: dict | None = None,
+    launcher: str | None = None,
+    num_proc: int | None = None,
+) -> TrainSummary:
+    """Fit scaling on ``train``, feed Petastorm, train with the launcher, save a model version.
+
+    ``data_versions`` names the data the examples came from: a complete model under
+    ``settings.models_root`` trained on the same data with the same settings is kept, not retrained.
+    """
+    launcher = launcher or settings.launcher
+    num_proc = 1 if launcher == "local" else (num_proc or settings.num_proc)
+    train_config = {**config_to_dict(settings), "launcher": launcher, "num_proc": num_proc}
+    done = _same_model(settings.models_root, data_versions, train_config)
     if done is not None:
         return TrainSummary(str(done), launcher, num_proc, read_json(done, "metrics.json"), reused=True)
     scaling = FeatureScaling.fit(train, FEATURE_COLUMNS)
-    artifact_dir = _artifact_dir(config.train.models_root)
-    cache = str(Path(config.train.cache_dir) / artifact_dir.name)
+    artifact_dir = _artifact_dir(settings.models_root, data_versions, train_config)
+    cache = str(Path(settings.cache_dir) / artifact_dir.name)
     train_converter = petastorm_converter(spark, to_model_rows(train, scaling), cache)
     validation_converter = petastorm_converter(spark, to_model_rows(validation, scaling), cache)
-    t = config.train
+    t = settings
     job = TrainJob(
         model=ModelConfig(
-            sequence_length=config.features.sequence_length,
+            sequence_length=sequence_length,
             static_features=len(FEATURE_COLUMNS),
             d_model=t.d_model,
             n_heads=t.n_heads,
             n_layers=t.n_layers,
             d_ff=t.d_ff,
             dropout=t.dropout,
+            architecture=t.architecture,
         ),
         artifact_dir=str(artifact_dir),
         train_converter=train_converter,
@@ -98,15 +130,11 @@ def train_model(
             "features": list(FEATURE_COLUMNS),
             "data_versions": data_versions,
             "train_config": train_config,
-            "cutoffs": {
-                "train": [str(c) for c in plan.train],
-                "validation": str(plan.validation),
-                "horizon_days": plan.horizon_days,
-            },
+            **(metadata or {}),
         },
     )
     try:
-        with stage(f"train ({launcher} x {num_proc})") as timer:
+        with stage(f"train {t.architecture} ({launcher} x {num_proc})") as timer:
             history = launch(spark, launcher, job, num_proc).history
             timer.rows = job.train_rows
     finally:
@@ -115,20 +143,29 @@ def train_model(
     return TrainSummary(str(artifact_dir), launcher, num_proc, history)
 
 
+def _same_inputs(folder: Path, data_versions: dict, train_config: dict) -> bool:
+    """Whether the model in ``folder`` was (or is being) trained on this data with these settings."""
+    try:
+        saved = [read_json(folder, name) for name in ("data_versions.json", "train_config.json")]
+    except FileNotFoundError:
+        return False
+    as_saved = json.loads(json.dumps([data_versions, train_config], default=str))  # as it reads back
+    return saved == as_saved
+
+
 def _same_model(models_root: str, data_versions: dict, train_config: dict) -> Path | None:
-    """The latest complete model trained on the same table versions with the same settings, if any."""
-    latest = latest_version_dir(models_root)
-    if latest is None:
-        return None
-    same_data = read_json(latest, "data_versions.json") == data_versions
-    settings = json.loads(json.dumps(train_config, default=str))  # as it reads back from JSON
-    same_settings = read_json(latest, "train_config.json") == settings
-    return latest if same_data and same_settings else None
+    """The newest complete model trained on the same data with the same settings, if any."""
+    for folder in reversed(version_dirs(models_root)):
+        if _same_inputs(folder, data_versions, train_config):
+            return folder
+    return None
 
 
-def _artifact_dir(models_root: str) -> Path:
-    """Resume the newest version if its training never completed; otherwise start a new one."""
+def _artifact_dir(models_root: str, data_versions: dict, train_config: dict) -> Path:
+    """Resume the newest version if its training never completed and had the same inputs;
+    otherwise start a new one."""
     latest = latest_version_dir(models_root, complete_only=False)
-    if latest is not None and latest_version_dir(models_root) != latest:
+    unfinished = latest is not None and latest_version_dir(models_root) != latest
+    if unfinished and _same_inputs(latest, data_versions, train_config):
         return latest
     return next_version_dir(models_root)
