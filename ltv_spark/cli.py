@@ -1,4 +1,5 @@
-"""The ``ltv`` command: generate, ingest, ingest-cdnow, sessions, features, training-set, train, score, demo.
+"""The ``ltv`` command: generate, ingest, ingest-cdnow, sessions, features, training-set, train, score,
+evaluate, demo.
 
 Each command parses its flags into config overrides, builds the session and table store, calls one
 pipeline function and prints a one-screen summary. ``jobs/*.py`` are the same commands for
@@ -33,6 +34,7 @@ from ltv_spark.pipeline import (
     ingest_cdnow,
     ingest_raw,
 )
+from ltv_spark.pipeline.evaluation import evaluate
 from ltv_spark.pipeline.scoring import score_as_of
 from ltv_spark.pipeline.training import train_model
 from ltv_spark.progress import configure_logging, summary
@@ -54,6 +56,7 @@ GENERATE_FLAGS = {
 INGEST_FLAGS = {"raw_dir": "ingest.raw_dir", "format": "ingest.format"}
 FEATURE_FLAGS = {"horizon": "features.horizon_days", "sequence_length": "features.sequence_length"}
 TRAIN_FLAGS = {"epochs": "train.epochs"}
+EVALUATE_FLAGS = {"epochs": "train.epochs"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,6 +150,13 @@ def run_score(args: argparse.Namespace, config: Config, spark, store: TableStore
     return 0
 
 
+def run_evaluate(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
+    result = evaluate(spark, store, config, args.data, seeds)
+    print(summary(f"ltv evaluate --data {args.data}", result.lines()))
+    return 0
+
+
 def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
     """The whole pipeline on the embedded default world (what ``make demo`` runs)."""
     world = generate_world(spark, store, config.world, overwrite=args.overwrite)
@@ -157,6 +167,7 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
     model = train_model(spark, store, config, "local")
     world_end = config.world.start_date + dt.timedelta(days=config.world.days)
     scores = score_as_of(spark, store, config, world_end)
+    evaluation = evaluate(spark, store, config, "generated")
     lines = [
         *world.lines(),
         "",
@@ -184,6 +195,9 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
         "",
         "predictions:",
         *scores.lines(),
+        "",
+        "evaluation on the generated world (every model, same users):",
+        *evaluation.lines(),
     ]
     print(summary("ltv demo", lines))
     return 0 if counts.balanced and cdnow.balanced else 1
@@ -198,6 +212,7 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "training-set": run_training_set,
     "train": run_train,
     "score": run_score,
+    "evaluate": run_evaluate,
     "demo": run_demo,
 }
 
@@ -212,6 +227,7 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
         "ingest": INGEST_FLAGS,
         "features": FEATURE_FLAGS,
         "train": TRAIN_FLAGS,
+        "evaluate": EVALUATE_FLAGS,
     }.get(args.command, {})
     overrides = [
         f"{key}={getattr(args, flag)}" for flag, key in flags.items() if getattr(args, flag, None) is not None
@@ -272,6 +288,15 @@ def _parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", parents=[common], help="score every user -> gold.predictions")
     score.add_argument("--as-of", required=True, help="YYYY-MM-DD: features use events before it")
     score.add_argument("--model", help="a model folder, or 'latest' (default: score.model)")
+
+    evaluation = commands.add_parser(
+        "evaluate", parents=[common], help="every model on the evaluation cutoff -> metrics + report"
+    )
+    evaluation.add_argument("--data", choices=["generated", "cdnow"], default="generated")
+    evaluation.add_argument(
+        "--seeds", help="comma-separated seeds of the neural models (default: evaluate.seeds)"
+    )
+    evaluation.add_argument("--epochs", type=int, help="training epochs of the neural models")
 
     demo = commands.add_parser("demo", parents=[common], help="generate + ingest the default world")
     demo.add_argument("--overwrite", action="store_true")

@@ -118,6 +118,21 @@ class ScoreConfig:
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    """Model comparison on the evaluation cutoff (ltv evaluate) and on CDNOW."""
+
+    seeds: list[int] = field(default_factory=lambda: [7, 8, 9])  # one training per seed, neural models
+    max_fit_rows: int = 500_000  # rows the driver-side fits (BTYD, scikit-learn) read at most
+    btyd_time_unit_days: int = 7  # BG/NBD time unit: weeks, as in the literature
+    models_root: str = "data/evaluation/models"  # kept apart from the models that score production
+    reports_dir: str = "reports"
+    cdnow_cutoff: dt.date = dt.date(1997, 10, 1)  # 39 weeks of calibration from 1997-01-01
+    cdnow_horizon_days: int = 273  # 39 weeks of holdout
+    cdnow_folds: int = 2  # supervised models are trained on the other folds' customers
+    cdnow_validation_share: float = 0.1  # of each training fold, for early stopping
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of one run."""
 
@@ -129,6 +144,7 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
 def load_config(

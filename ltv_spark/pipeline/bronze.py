@@ -95,6 +95,27 @@ def generate_world(
     )
 
 
+def ensure_truth(
+    spark: SparkSession, store: TableStore, world: WorldConfig, cutoff: dt.date, horizon_days: int
+) -> DataFrame:
+    """world.truth at (cutoff, horizon), written once; the world on disk must be this config's."""
+    marker = Path(world.out).resolve() / WORLD_MARKER
+    wanted = json.dumps(config_to_dict(world), sort_keys=True)
+    if not marker.exists() or marker.read_text() != wanted:
+        raise WorldExists(
+            f"{marker} does not describe the configured world (world.*): the oracle would not be the "
+            "truth of the events in bronze. Run `ltv generate` with this configuration first."
+        )
+    at = (F.col("cutoff") == F.lit(cutoff)) & (F.col("horizon_days") == horizon_days)
+    if not store.exists(TRUTH) or store.read(TRUTH).filter(at).limit(1).count() == 0:
+        with stage(f"truth at {cutoff} + {horizon_days} days") as timer:
+            replace = {"cutoff": [cutoff.isoformat()], "horizon_days": [horizon_days]}
+            truth = truth_frame(spark, world, cutoff, horizon_days)
+            store.overwrite(truth, TRUTH, partition_by=["cutoff", "horizon_days"], replace_partitions=replace)
+            timer.rows = world.users
+    return store.read(TRUTH).filter(at)
+
+
 @dataclass(frozen=True)
 class BatchPlan:
     """The files of one ingest batch, recorded before any table is written so a re-run redoes it exactly."""

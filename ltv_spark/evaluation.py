@@ -1,0 +1,117 @@
+"""Scored users of every model -> the small tables of an evaluation: metrics per run, their mean
+and spread over seeds, gain curves, deciles and churn curves.
+
+The input is one frame of (model, seed, user_id, predicted, actual, churn_score, churned); the
+metrics are computed on Spark (ltv_spark.spark_metrics), and only tables of at most 100 rows per
+model and seed come back to the driver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+
+from ltv_spark.spark_metrics import (
+    METRIC_COLUMNS,
+    churn_table,
+    decile_table,
+    gain_table,
+    model_metrics,
+    ranked,
+)
+
+RUN_KEYS = ["model", "seed"]
+ORACLE = "oracle"
+SCORED_COLUMNS = ["model", "seed", "user_id", "predicted", "actual", "churn_score", "churned"]
+
+
+@dataclass
+class MetricTables:
+    """Everything a report needs, small enough to hold on the driver."""
+
+    runs: pd.DataFrame  # one row per (model, seed): METRIC_COLUMNS
+    gains: pd.DataFrame  # (model, seed, percentile): users, actual, predicted
+    deciles: pd.DataFrame  # (model, seed, decile): users, mean_predicted, mean_actual
+    churn: pd.DataFrame  # (model, seed, percentile of churn score): users, churned
+    churn_from: dict[str, str]  # model -> "probability" or "value"
+
+    def summary(self) -> pd.DataFrame:
+        """Per model: runs, then each metric's mean and standard deviation over the seeds."""
+        grouped = self.runs.groupby("model", sort=False)
+        table = grouped.size().rename("runs").to_frame()
+        for column in METRIC_COLUMNS[1:]:
+            table[column] = grouped[column].mean()
+            table[f"{column}_std"] = grouped[column].std(ddof=1).fillna(0.0)
+        table.insert(1, "users", grouped["users"].first())
+        if ORACLE in table.index:
+            table["gini_vs_oracle"] = table["normalized_gini"] / table.loc[ORACLE, "normalized_gini"]
+        return table.reset_index()
+
+
+def metric_tables(scored: DataFrame, churn_from: dict[str, str]) -> MetricTables:
+    """Compute every table of the evaluation from the scored users (SCORED_COLUMNS)."""
+    rows = ranked(scored.select(*SCORED_COLUMNS), RUN_KEYS).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        order = RUN_KEYS
+        runs = model_metrics(rows, RUN_KEYS).toPandas().sort_values(order, ignore_index=True)
+        gains = gain_table(rows, RUN_KEYS).toPandas().sort_values([*order, "percentile"], ignore_index=True)
+        deciles = decile_table(rows, RUN_KEYS).toPandas().sort_values([*order, "decile"], ignore_index=True)
+        churn = churn_table(rows, RUN_KEYS).toPandas().sort_values([*order, "percentile"], ignore_index=True)
+    finally:
+        rows.unpersist()
+    return MetricTables(runs, gains, deciles, churn, churn_from)
+
+
+def gain_curve(gains: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(share of users, share of true value) taken from the top prediction down, from (0, 0)."""
+    top_first = gains.sort_values("percentile", ascending=False)
+    users = np.concatenate([[0.0], np.cumsum(top_first["users"].to_numpy(float))])
+    value = np.concatenate([[0.0], np.cumsum(top_first["actual"].to_numpy(float))])
+    return users / users[-1], value / value[-1] if value[-1] else value
+
+
+def roc_curve(churn: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rate, true positive rate) of the churn score, highest scores first."""
+    top_first = churn.sort_values("percentile", ascending=False)
+    churned = top_first["churned"].to_numpy(float)
+    stayed = top_first["users"].to_numpy(float) - churned
+    tpr = np.concatenate([[0.0], np.cumsum(churned)]) / max(churned.sum(), 1.0)
+    fpr = np.concatenate([[0.0], np.cumsum(stayed)]) / max(stayed.sum(), 1.0)
+    return fpr, tpr
+
+
+def segment_values(gains: pd.DataFrame) -> dict[str, float]:
+    """Users and true value of the top 1% and top 10% by prediction, and the share of all value."""
+    total = gains["actual"].sum()
+    values = {}
+    for name, first_percentile in (("top_1pct", 99), ("top_10pct", 90)):
+        top = gains[gains["percentile"] >= first_percentile]
+        values[f"{name}_users"] = int(top["users"].sum())
+        values[f"{name}_value"] = float(top["actual"].sum())
+        values[f"{name}_share"] = float(top["actual"].sum() / total) if total else float("nan")
+    return values
+
+
+def format_summary(summary: pd.DataFrame) -> list[str]:
+    """The metrics table as text lines: mean ± spread where a model ran with several seeds."""
+    names = ["normalized_gini", "spearman", "decile_mape", "churn_auc", "top_decile_share", "total_ratio"]
+    headers = ["gini", "spearman", "decile MAPE", "churn AUC", "top-10% share", "pred/true"]
+    has_oracle = "gini_vs_oracle" in summary.columns
+    width = max(len(str(m)) for m in summary["model"]) + 2
+    head = f"{'model':<{width}}{'runs':>5}{'users':>8}" + "".join(f"{h:>17}" for h in headers)
+    lines = [head + (f"{'gini/oracle':>13}" if has_oracle else "")]
+    for row in summary.itertuples(index=False):
+        cells = []
+        for name in names:
+            mean, spread = getattr(row, name), getattr(row, f"{name}_std")
+            text = "n/a" if pd.isna(mean) else f"{mean:.4f}" + (f" ±{spread:.4f}" if row.runs > 1 else "")
+            cells.append(f"{text:>17}")
+        line = f"{row.model:<{width}}{row.runs:>5}{row.users:>8,}" + "".join(cells)
+        if has_oracle:
+            line += f"{row.gini_vs_oracle:>13.3f}"
+        lines.append(line)
+    return lines

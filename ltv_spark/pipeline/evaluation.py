@@ -1,0 +1,271 @@
+"""Every model on the same users of a time holdout -> gold.evaluation_metrics and reports/<run>/.
+
+Generated world: the neural models and the static baselines learn from the training cutoffs'
+examples (validation cutoff for early stopping), BG/NBD + Gamma-Gamma from the RFM summary at the
+evaluation cutoff, and the oracle is the generator's own expected value; all are scored on the
+users active before the evaluation cutoff.
+
+CDNOW: one cutoff (39 weeks of calibration, 39 of holdout), so the supervised models cannot learn
+from an earlier window; they are cross-fitted instead: customers are split into folds by a hash of
+their id, each fold is predicted by models trained on the other folds. BG/NBD needs no labels and
+is fitted on every customer's calibration summary. Every customer gets one out-of-fold prediction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ltv_spark.baselines import (
+    Baseline,
+    BtydBaseline,
+    GradientBoostingBaseline,
+    LinearBaseline,
+    predict_on_spark,
+    rfm_summary,
+)
+from ltv_spark.baselines.base import fit_sample
+from ltv_spark.baselines.btyd import RFM_COLUMNS
+from ltv_spark.config import Config
+from ltv_spark.dataset import join_examples, plan_cutoffs
+from ltv_spark.evaluation import ORACLE, MetricTables, format_summary, metric_tables
+from ltv_spark.features import FEATURE_COLUMNS, sessions_before, user_features
+from ltv_spark.frames import union_all
+from ltv_spark.labels import user_labels
+from ltv_spark.pipeline.bronze import CDNOW_EVENTS, EVENTS, ensure_truth, ingest_cdnow
+from ltv_spark.pipeline.gold import FEATURES, LABELS, SEQUENCES, build_training_set
+from ltv_spark.pipeline.training import fit_examples
+from ltv_spark.progress import stage
+from ltv_spark.report import write_report
+from ltv_spark.score import score_users
+from ltv_spark.sequences import user_sequences
+from ltv_spark.tables import TableStore
+
+EVALUATION_METRICS = "gold.evaluation_metrics"
+NEURAL_MODELS = {"transformer": "transformer", "mlp": "mlp_ziln"}  # architecture -> model name
+RUN_COLUMNS = "model string, seed int, user_id string, predicted double, churn_score double"
+
+
+@dataclass
+class EvaluationSummary:
+    run: str
+    report: Path
+    tables: MetricTables
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [
+            *format_summary(self.tables.summary()),
+            "",
+            *self.notes,
+            f"metrics table {EVALUATION_METRICS} (run = {self.run})",
+            f"report        {self.report}",
+        ]
+
+
+@dataclass
+class Holdout:
+    """What every model is scored on: the users, their truth, and how each model was run."""
+
+    run: str
+    title: str
+    actuals: DataFrame  # user_id, actual, churned
+    runs: list[DataFrame] = field(default_factory=list)  # RUN_COLUMNS each
+    churn_from: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    data_versions: dict = field(default_factory=dict)
+
+    def add(self, predictions: DataFrame, model: str, seed: int, churn_from: str) -> None:
+        self.runs.append(predictions.select(F.lit(model).alias("model"), F.lit(seed).alias("seed"), "*"))
+        self.churn_from[model] = churn_from
+
+
+def evaluate(
+    spark: SparkSession, store: TableStore, config: Config, data: str, seeds: list[int] | None = None
+) -> EvaluationSummary:
+    """Compare every model on ``data`` ("generated" or "cdnow"); save the metrics and the report."""
+    seeds = list(seeds or config.evaluate.seeds)
+    if data == "generated":
+        holdout = _generated_holdout(spark, store, config, seeds)
+    elif data == "cdnow":
+        holdout = _cdnow_holdout(spark, store, config, seeds)
+    else:
+        raise ValueError(f"unknown data {data!r}: expected generated or cdnow")
+    scored = union_all(holdout.runs).join(holdout.actuals, "user_id").persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        with stage(f"evaluate: metrics of {len(holdout.runs)} runs") as timer:
+            tables = metric_tables(scored, holdout.churn_from)
+            timer.rows = int(tables.runs["users"].sum())
+    finally:
+        scored.unpersist()
+    _save_metrics(spark, store, holdout, tables)
+    notes = [*holdout.notes, "metrics: exact, on Spark, over every user of the holdout (no sample)"]
+    report = write_report(Path(config.evaluate.reports_dir) / holdout.run, holdout.title, notes, tables)
+    return EvaluationSummary(holdout.run, report, tables, holdout.notes)
+
+
+def _generated_holdout(spark: SparkSession, store: TableStore, config: Config, seeds: list[int]) -> Holdout:
+    plan = plan_cutoffs(config.features)
+    examples = build_training_set(spark, store, config.features, plan)
+    cutoff, horizon = plan.evaluation, plan.horizon_days
+    holdout = Holdout(
+        run=f"generated_{cutoff}_h{horizon}",
+        title=f"LTV models on the generated world: cutoff {cutoff}, horizon {horizon} days",
+        actuals=_actuals(examples.evaluation),
+        data_versions={name: store.version(name) for name in (EVENTS, FEATURES, SEQUENCES, LABELS)},
+    )
+    holdout.notes += [
+        f"training cutoffs {', '.join(map(str, plan.train))}; validation {plan.validation}; "
+        f"evaluation {cutoff}; horizon {horizon} days",
+        "users: everyone with an event before the evaluation cutoff",
+    ]
+    _neural_runs(spark, holdout, config, seeds, [(examples.train, examples.validation, examples.evaluation)])
+    _static_runs(holdout, config, [(examples.train, examples.evaluation)])
+    _btyd_run(holdout, config, store.read(EVENTS), examples.evaluation, cutoff, horizon)
+    truth = ensure_truth(spark, store, config.world, cutoff, horizon)
+    oracle = truth.select(
+        "user_id", F.col("expected_value").alias("predicted"), (1 - F.col("p_buy")).alias("churn_score")
+    )
+    holdout.add(oracle, ORACLE, 0, "probability")
+    holdout.notes.append("oracle: the generator's exact expected value given each user's hidden state")
+    return holdout
+
+
+def _cdnow_holdout(spark: SparkSession, store: TableStore, config: Config, seeds: list[int]) -> Holdout:
+    settings, features = config.evaluate, config.features
+    ingest_cdnow(spark, store)  # loaded once; a re-run commits nothing
+    events = store.read(CDNOW_EVENTS)
+    cutoff, horizon, folds = settings.cdnow_cutoff, settings.cdnow_horizon_days, settings.cdnow_folds
+    with stage(f"CDNOW: features at {cutoff}") as timer:
+        sessions = sessions_before(
+            events, cutoff, features.session_gap_minutes, features.max_events_per_user_day
+        )
+        examples = join_examples(
+            user_features(sessions, events, cutoff),
+            user_sequences(sessions, cutoff, features.sequence_length),
+            user_labels(events, cutoff, horizon),
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        timer.rows = examples.count()
+    holdout = Holdout(
+        run=f"cdnow_{cutoff}_h{horizon}",
+        title=f"LTV models on CDNOW: calibration until {cutoff}, holdout {horizon} days",
+        actuals=_actuals(examples),
+        data_versions={CDNOW_EVENTS: store.version(CDNOW_EVENTS), "cutoff": str(cutoff), "folds": folds},
+    )
+    holdout.notes += [
+        f"{timer.rows:,} customers; calibration 1997-01-01..{cutoff - dt.timedelta(days=1)}, "
+        f"holdout {horizon} days; the sequence model sees purchase-only sessions",
+        f"supervised models cross-fitted over {folds} customer folds (hash of the id): every customer is "
+        "predicted by models that never saw its holdout",
+    ]
+    fold = F.abs(F.xxhash64("user_id")) % folds
+    in_validation = F.abs(F.xxhash64(F.concat(F.col("user_id"), F.lit("/validation")))) % 1000 < int(
+        1000 * settings.cdnow_validation_share
+    )
+    splits = []
+    for k in range(folds):
+        others = examples.filter(fold != k)
+        splits.append(
+            (others.filter(~in_validation), others.filter(in_validation), examples.filter(fold == k))
+        )
+    _neural_runs(spark, holdout, config, seeds, splits)
+    _static_runs(holdout, config, [(train, evaluation) for train, _, evaluation in splits])
+    _btyd_run(holdout, config, events, examples, cutoff, horizon)
+    return holdout
+
+
+def _actuals(evaluation: DataFrame) -> DataFrame:
+    return evaluation.select(
+        "user_id", F.col("net_value").cast("double").alias("actual"), (F.col("bought") == 0).alias("churned")
+    )
+
+
+def _neural_runs(
+    spark: SparkSession,
+    holdout: Holdout,
+    config: Config,
+    seeds: list[int],
+    splits: list[tuple[DataFrame, DataFrame, DataFrame]],
+) -> None:
+    """One training per architecture, seed and split (train, validation, scored); splits' scores unite."""
+    for architecture, model in NEURAL_MODELS.items():
+        for seed in seeds:
+            settings = dataclasses.replace(
+                config.train, seed=seed, architecture=architecture, models_root=config.evaluate.models_root
+            )
+            scores = []
+            for index, (train, validation, scored) in enumerate(splits):
+                data = {**holdout.data_versions, "split": index, "run": holdout.run}
+                trained = fit_examples(
+                    spark, train, validation, settings, config.features.sequence_length, data
+                )
+                predicted = score_users(scored, trained.artifact_dir, config.score.batch_size)
+                scores.append(
+                    predicted.select("user_id", *_as_prediction("expected_ltv", "churn_probability"))
+                )
+            holdout.add(union_all(scores), model, seed, "probability")
+    holdout.notes.append(
+        f"neural models: {len(seeds)} seeds each ({', '.join(map(str, seeds))}); mean ± standard deviation"
+    )
+
+
+def _static_runs(holdout: Holdout, config: Config, splits: list[tuple[DataFrame, DataFrame]]) -> None:
+    """Gradient boosting and linear regression, fitted per split on a bounded sample of its rows."""
+    columns = [*FEATURE_COLUMNS, "net_value", "bought"]
+    features = list(FEATURE_COLUMNS)
+    seed = config.train.seed
+    runs: dict[str, list[DataFrame]] = {}
+    churn_from = {}
+    for train, scored in splits:
+        sample = fit_sample(train, columns, config.evaluate.max_fit_rows, seed)
+        fitted: list[Baseline] = [
+            GradientBoostingBaseline.fit(sample, features, seed),
+            LinearBaseline.fit(sample, features),
+        ]
+        for baseline in fitted:
+            runs.setdefault(baseline.name, []).append(
+                predict_on_spark(scored.select("user_id", *features), baseline)
+            )
+            churn_from[baseline.name] = baseline.churn_from
+    for name, predictions in runs.items():
+        holdout.add(union_all(predictions), name, 0, churn_from[name])
+    holdout.notes.append(
+        "linear_regression has no purchase probability: its churn AUC ranks users by predicted value"
+    )
+
+
+def _btyd_run(
+    holdout: Holdout, config: Config, events: DataFrame, users: DataFrame, cutoff: dt.date, horizon: int
+) -> None:
+    unit = config.evaluate.btyd_time_unit_days
+    summary = rfm_summary(events, cutoff, unit)
+    sample = fit_sample(summary, RFM_COLUMNS, config.evaluate.max_fit_rows, config.train.seed)
+    model = BtydBaseline.fit(sample, horizon=horizon / unit)
+    rows = users.select("user_id").join(summary, "user_id", "left")
+    holdout.add(predict_on_spark(rows, model), model.name, 0, model.churn_from)
+    parameters = ", ".join(f"{k}={v:.3f}" for k, v in model.parameters().items())
+    holdout.notes.append(
+        f"BG/NBD + Gamma-Gamma fitted on the RFM summary at the cutoff ({parameters}); "
+        "users without a purchase before the cutoff get 0"
+    )
+
+
+def _as_prediction(value: str, churn: str) -> list[Column]:
+    return [F.col(value).alias("predicted"), F.col(churn).alias("churn_score")]
+
+
+def _save_metrics(spark: SparkSession, store: TableStore, holdout: Holdout, tables: MetricTables) -> None:
+    """One row per (run, model, seed); the run's partition is replaced, so a re-run leaves one copy."""
+    rows = tables.runs.assign(
+        run=holdout.run, data_versions=json.dumps(holdout.data_versions, sort_keys=True)
+    )
+    frame = spark.createDataFrame(pd.DataFrame(rows)).withColumn("seed", F.col("seed").cast("int"))
+    store.overwrite(frame, EVALUATION_METRICS, ["run"], {"run": [holdout.run]})
