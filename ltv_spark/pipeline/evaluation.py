@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class EvaluationSummary:
         return [
             *format_summary(self.tables.summary()),
             "",
-            *self.notes,
+            *[line for note in self.notes for line in textwrap.wrap(note, 110, subsequent_indent="  ")],
             f"metrics table {EVALUATION_METRICS} (run = {self.run})",
             f"report        {self.report}",
         ]
@@ -99,13 +100,12 @@ def evaluate(
         holdout = _cdnow_holdout(spark, store, config, seeds)
     else:
         raise ValueError(f"unknown data {data!r}: expected generated or cdnow")
-    scored = union_all(holdout.runs).join(holdout.actuals, "user_id").persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        with stage(f"evaluate: metrics of {len(holdout.runs)} runs") as timer:
-            tables = metric_tables(scored, holdout.churn_from)
-            timer.rows = int(tables.runs["users"].sum())
-    finally:
-        scored.unpersist()
+    # Materialized once, lineage cut: the ranks reuse the scores three times, and the optimizer
+    # chokes (runs out of heap) on the plan of every training and scoring step beneath them.
+    scored = union_all(holdout.runs).join(holdout.actuals, "user_id").localCheckpoint()
+    with stage(f"evaluate: metrics of {len(holdout.runs)} runs") as timer:
+        tables = metric_tables(scored, holdout.churn_from)
+        timer.rows = int(tables.runs["users"].sum())
     _save_metrics(spark, store, holdout, tables)
     notes = [*holdout.notes, "metrics: exact, on Spark, over every user of the holdout (no sample)"]
     report = write_report(Path(config.evaluate.reports_dir) / holdout.run, holdout.title, notes, tables)
