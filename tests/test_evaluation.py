@@ -1,0 +1,120 @@
+"""ltv evaluate on a tiny generated world: every model scored on the same users, the metrics table
+saved once per run, the report written with every model in it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from ltv_spark.config import load_config
+from ltv_spark.evaluation import MetricTables, format_summary
+from ltv_spark.pipeline import generate_world, ingest_raw
+from ltv_spark.pipeline.evaluation import EVALUATION_METRICS, evaluate
+from ltv_spark.report import PLOTS, write_report
+
+MODELS = {"transformer", "mlp_ziln", "gradient_boosting", "linear_regression", "bg_nbd_gamma_gamma", "oracle"}
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    raw = tmp_path / "raw"
+    return load_config(
+        "local",
+        [
+            "world.users=150",
+            "world.days=90",
+            "world.dirty_rate=0.0",
+            "world.users_per_partition=75",
+            f"world.out={raw}",
+            f"ingest.raw_dir={raw}",
+            "features.horizon_days=14",
+            "features.evaluation_cutoff=2025-08-15",
+            "features.train_cutoffs=2",
+            "features.cutoff_step_days=7",
+            "features.sequence_length=4",
+            "train.epochs=1",
+            "train.batch_size=32",
+            "train.d_model=8",
+            "train.n_heads=2",
+            "train.n_layers=1",
+            "train.d_ff=16",
+            f"train.cache_dir={tmp_path / 'cache'}",
+            "evaluate.seeds=[1, 2]",
+            f"evaluate.models_root={tmp_path / 'models'}",
+            f"evaluate.reports_dir={tmp_path / 'reports'}",
+        ],
+    )
+
+
+def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, tiny, tmp_path):
+    generate_world(spark, store, tiny.world)
+    ingest_raw(spark, store, tiny.ingest)
+    result = evaluate(spark, store, tiny, "generated")
+    runs = result.tables.runs
+    assert set(runs["model"]) == MODELS
+    seeded = ("transformer", "mlp_ziln")
+    assert runs.groupby("model").size().to_dict() == {m: 2 if m in seeded else 1 for m in MODELS}
+    assert runs["users"].nunique() == 1 and runs["users"].iloc[0] > 50  # the same users for every model
+    summary = result.tables.summary().set_index("model")
+    assert summary.loc["oracle", "gini_vs_oracle"] == pytest.approx(1.0)
+    assert summary.loc["oracle", "normalized_gini"] > 0.3  # the truth ranks far better than chance
+    assert summary.loc["transformer", "runs"] == 2 and summary.loc["transformer", "normalized_gini_std"] >= 0
+
+    saved = store.read(EVALUATION_METRICS).filter(F.col("run") == result.run).toPandas()
+    assert len(saved) == len(runs) == 8
+    page = result.report.read_text()
+    assert all(model in page for model in MODELS)
+    assert all((result.report.parent / f"{plot}.png").stat().st_size > 1000 for plot in PLOTS)
+    assert page.count("data:image/png;base64,") == len(PLOTS)  # self-contained: plots inlined
+
+    models_before = sorted(p.name for p in (tmp_path / "models").iterdir())
+    again = evaluate(spark, store, tiny, "generated")
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == models_before  # nothing retrained
+    assert store.read(EVALUATION_METRICS).filter(F.col("run") == result.run).count() == 8
+    kept = again.tables.runs.set_index(["model", "seed"])["normalized_gini"]
+    first = runs.set_index(["model", "seed"])["normalized_gini"]
+    pd.testing.assert_series_equal(kept.sort_index(), first.sort_index())
+
+
+def it_prints_mean_and_spread_and_the_fraction_of_the_oracle(tmp_path):
+    runs = pd.DataFrame(
+        {
+            "model": ["transformer", "transformer", "oracle"],
+            "seed": [1, 2, 0],
+            "users": [10, 10, 10],
+            "normalized_gini": [0.6, 0.8, 0.8],
+            "spearman": [0.5, 0.5, 0.6],
+            "decile_mape": [0.2, 0.4, 0.1],
+            "churn_auc": [0.7, 0.7, 0.8],
+            "top_decile_share": [0.5, 0.5, 0.6],
+            "top_1pct_share": [0.1, 0.1, 0.2],
+            "total_ratio": [1.0, 1.2, 1.0],
+        }
+    )
+    gains = pd.DataFrame(
+        {
+            "model": ["transformer"] * 4 + ["oracle"] * 2,
+            "seed": [1, 1, 2, 2, 0, 0],
+            "percentile": [0, 99, 0, 99, 0, 99],
+            "users": [9, 1, 9, 1, 9, 1],
+            "actual": [5.0, 5.0, 8.0, 2.0, 2.0, 8.0],
+            "predicted": [1.0, 9.0, 1.0, 9.0, 1.0, 9.0],
+        }
+    )
+    deciles = pd.DataFrame(
+        {"model": ["transformer", "oracle"], "seed": [1, 0], "decile": [0, 0], "users": [10, 10]}
+    ).assign(mean_predicted=1.0, mean_actual=1.0)
+    churn = gains[["model", "seed", "percentile", "users"]].assign(churned=[4, 1, 4, 1, 5, 0])
+    churn_from = {"transformer": "probability", "oracle": "probability"}
+    tables = MetricTables(runs, gains, deciles, churn, churn_from)
+    lines = format_summary(tables.summary())
+    transformer = next(line for line in lines if line.startswith("transformer"))
+    assert "0.7000 ±0.1414" in transformer  # mean and sample standard deviation of the two seeds
+    assert transformer.rstrip().endswith("0.875")  # 0.7 / 0.8 of the oracle
+    page = write_report(tmp_path / "run", "title", ["a note"], tables)
+    segments = pd.read_csv(tmp_path / "run" / "segments.csv").set_index("model")
+    # top 1% = percentile 99: the transformer's seeds hold 5/10 and 2/10 of the value -> mean 0.35
+    assert segments.loc["transformer", "top_1pct_share"] == pytest.approx(0.35)
+    assert segments.loc["oracle", "top_1pct_share"] == pytest.approx(0.8)
+    assert "a note" in page.read_text()
