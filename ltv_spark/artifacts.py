@@ -5,6 +5,7 @@
     model.pt            best weights (by validation normalized Gini) + model config
     model_config.json   train_config.json  scaling.json  features.json  data_versions.json
     metrics.json        per-epoch metrics;  COMPLETE when training ended normally
+<models_root>/PROMOTED  the version production scores with (ltv refresh promotes after retraining)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 COMPLETE = "COMPLETE"
+PROMOTED = "PROMOTED"  # under models_root: the name of the version that scores production
 
 
 def next_version_dir(models_root: str) -> Path:
@@ -38,6 +40,22 @@ def version_dirs(models_root: str, complete_only: bool = True) -> list[Path]:
 def latest_version_dir(models_root: str, complete_only: bool = True) -> Path | None:
     versions = version_dirs(models_root, complete_only)
     return versions[-1] if versions else None
+
+
+def promoted_version_dir(models_root: str) -> Path | None:
+    """The promoted version; before any promotion, the latest complete one."""
+    marker = Path(models_root) / PROMOTED
+    if marker.exists():
+        return Path(models_root) / marker.read_text().strip()
+    return latest_version_dir(models_root)
+
+
+def promote(models_root: str, folder: Path | str) -> None:
+    """Make ``folder`` the version that scores production (atomically: write then rename)."""
+    marker = Path(models_root) / PROMOTED
+    temporary = marker.with_suffix(".tmp")
+    temporary.write_text(f"{Path(folder).name}\n")
+    os.replace(temporary, marker)
 
 
 def write_json(folder: Path | str, name: str, data: Any) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from ltv_spark.config import Config, ConfigError, load_config
 from ltv_spark.dataset import plan_cutoffs
+from ltv_spark.lock import Locked
 from ltv_spark.pipeline import (
     CDNOW_EVENTS,
     CDNOW_QUARANTINE,
@@ -35,6 +36,7 @@ from ltv_spark.pipeline import (
     ingest_raw,
 )
 from ltv_spark.pipeline.evaluation import evaluate
+from ltv_spark.pipeline.refresh import REFRESH_RUNS, RefreshFailed, refresh, refresh_range
 from ltv_spark.pipeline.scoring import score_as_of
 from ltv_spark.pipeline.training import train_model
 from ltv_spark.progress import configure_logging, summary
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = open_store(spark, config.tables)
     try:
         return COMMANDS[args.command](args, config, spark, store)
-    except WorldExists as error:
+    except (WorldExists, Locked, RefreshFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -157,6 +159,20 @@ def run_evaluate(args: argparse.Namespace, config: Config, spark, store: TableSt
     return 0
 
 
+def run_refresh(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    if args.date is None and args.last is None:
+        print("error: --from needs --to", file=sys.stderr)
+        return 2
+    if args.date:
+        results = [refresh(spark, store, config, dt.date.fromisoformat(args.date))]
+    else:
+        first, last = dt.date.fromisoformat(args.first), dt.date.fromisoformat(args.last)
+        results = refresh_range(spark, store, config, first, last)
+    lines = [line for result in results for line in result.lines()]
+    print(summary("ltv refresh", [*lines, f"run log: {REFRESH_RUNS} ({store.location(REFRESH_RUNS)})"]))
+    return 0
+
+
 def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
     """The whole pipeline on the embedded default world (what ``make demo`` runs)."""
     world = generate_world(spark, store, config.world, overwrite=args.overwrite)
@@ -213,6 +229,7 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "train": run_train,
     "score": run_score,
     "evaluate": run_evaluate,
+    "refresh": run_refresh,
     "demo": run_demo,
 }
 
@@ -297,6 +314,14 @@ def _parser() -> argparse.ArgumentParser:
         "--seeds", help="comma-separated seeds of the neural models (default: evaluate.seeds)"
     )
     evaluation.add_argument("--epochs", type=int, help="training epochs of the neural models")
+
+    daily = commands.add_parser(
+        "refresh", parents=[common], help="the daily job: ingest, sessions, (retrain), score at a date"
+    )
+    when = daily.add_mutually_exclusive_group(required=True)
+    when.add_argument("--date", help="YYYY-MM-DD: refresh with the drops of the days before it")
+    when.add_argument("--from", dest="first", help="YYYY-MM-DD: first day of a backfill (with --to)")
+    daily.add_argument("--to", dest="last", help="YYYY-MM-DD: last day of a backfill")
 
     demo = commands.add_parser("demo", parents=[common], help="generate + ingest the default world")
     demo.add_argument("--overwrite", action="store_true")

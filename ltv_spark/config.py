@@ -118,6 +118,15 @@ class ScoreConfig:
 
 
 @dataclass(frozen=True)
+class RefreshConfig:
+    """The daily job (ltv refresh): which model scores, when to retrain, where the lock lives."""
+
+    model: str = "promoted"  # the promoted version (the latest complete one before any promotion)
+    retrain_weekday: int | None = 0  # 0 = Monday .. 6 = Sunday; null: never retrain in the refresh
+    lock_dir: str = "data/locks"  # on a file system every driver that may start the job shares
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     """Model comparison on the evaluation cutoff (ltv evaluate) and on CDNOW."""
 
@@ -145,6 +154,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    refresh: RefreshConfig = field(default_factory=RefreshConfig)
 
 
 def load_config(

@@ -7,6 +7,7 @@ parsed row by row into garbage, it goes to quarantine in one piece with a file-l
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from collections.abc import Iterator, Sequence
@@ -64,6 +65,15 @@ def list_raw_files(spark: SparkSession, root: str, fmt: str) -> list[RawFile]:
             continue
         found.append(RawFile(uri, int(status.getLen()), int(status.getModificationTime())))
     return sorted(found, key=lambda f: f.path)
+
+
+def drop_day(path: str) -> dt.date | None:
+    """The day of a drop, from its ``<YYYY-MM-DD>/`` folder (None for a file outside one)."""
+    folder = path.rstrip("/").rsplit("/", 2)
+    try:
+        return dt.date.fromisoformat(folder[-2]) if len(folder) >= 2 else None
+    except ValueError:
+        return None
 
 
 def inspect_files(spark: SparkSession, paths: Sequence[str], fmt: str) -> DataFrame:

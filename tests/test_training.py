@@ -158,10 +158,11 @@ def it_trains_from_the_gold_tables_and_reuses_the_model_for_unchanged_inputs(spa
     folder = tmp_path / "models" / "v0001"
     assert first.artifact_dir == str(folder) and len(first.history) == 1 and not first.reused
     assert (folder / COMPLETE).exists()
-    assert set(read_json(folder, "data_versions.json")) == {
-        "gold.user_features",
-        "gold.user_sequences",
-        "gold.labels",
+    assert read_json(folder, "data_versions.json") == {
+        "bronze.events": 0,
+        "cutoffs": ["2025-07-11", "2025-07-18", "2025-08-01"],
+        "horizon_days": 14,
+        "settings": "gap=30,cap=2000,length=4",
     }
     assert read_json(folder, "cutoffs.json")["train"] == ["2025-07-11", "2025-07-18"]
     assert not any((tmp_path / "cache").rglob("*.parquet"))  # Petastorm's cache is deleted after training

@@ -22,7 +22,7 @@ from ltv_spark.contract import classify_events, to_bronze, to_quarantine
 from ltv_spark.frames import union_all
 from ltv_spark.ingest import STATUS_BRONZE, STATUS_QUARANTINE, IngestCounts, count_by_file, label_rows
 from ltv_spark.progress import LOG, stage
-from ltv_spark.raw_files import inspect_files, list_raw_files, read_bad_files, read_good_files
+from ltv_spark.raw_files import drop_day, inspect_files, list_raw_files, read_bad_files, read_good_files
 from ltv_spark.tables import TableStore
 from ltv_spark.world import events_frame, truth_frame, write_drops, write_junk_files
 
@@ -128,11 +128,21 @@ class BatchPlan:
 
 
 def ingest_raw(
-    spark: SparkSession, store: TableStore, ingest: IngestConfig, now: dt.datetime | None = None
+    spark: SparkSession,
+    store: TableStore,
+    ingest: IngestConfig,
+    now: dt.datetime | None = None,
+    before: dt.date | None = None,
 ) -> IngestCounts:
-    """Ingest the raw files not seen before as one batch; return where every input row went."""
+    """Ingest the raw files not seen before as one batch; return where every input row went.
+
+    ``before``: only the drops of days before it (their ``<YYYY-MM-DD>/`` folder), as a daily
+    refresh of that date sees them; files outside a day folder are always taken.
+    """
     spark.conf.set("spark.sql.csv.parser.columnPruning.enabled", "false")  # corrupt rows need all columns
     listed = list_raw_files(spark, ingest.raw_dir, ingest.format)
+    if before is not None:
+        listed = [f for f in listed if (drop_day(f.path) or dt.date.min) < before]
     plan = _plan_batch(spark, store, [f.path for f in listed], ingest.app_id, now)
     if plan is None:
         LOG.info("[ingest] no new files under %s", ingest.raw_dir)

@@ -42,7 +42,7 @@ from ltv_spark.features import FEATURE_COLUMNS, sessions_before, user_features
 from ltv_spark.frames import union_all
 from ltv_spark.labels import user_labels
 from ltv_spark.pipeline.bronze import CDNOW_EVENTS, EVENTS, ensure_truth, ingest_cdnow
-from ltv_spark.pipeline.gold import FEATURES, LABELS, SEQUENCES, build_training_set
+from ltv_spark.pipeline.gold import build_training_set, examples_identity
 from ltv_spark.pipeline.training import fit_examples
 from ltv_spark.progress import stage
 from ltv_spark.report import write_report
@@ -120,7 +120,7 @@ def _generated_holdout(spark: SparkSession, store: TableStore, config: Config, s
         run=f"generated_{cutoff}_h{horizon}",
         title=f"LTV models on the generated world: cutoff {cutoff}, horizon {horizon} days",
         actuals=_actuals(examples.evaluation),
-        data_versions={name: store.version(name) for name in (EVENTS, FEATURES, SEQUENCES, LABELS)},
+        data_versions=examples_identity(store, config.features, plan.all_cutoffs),
     )
     holdout.notes += [
         f"training cutoffs {', '.join(map(str, plan.train))}; validation {plan.validation}; "

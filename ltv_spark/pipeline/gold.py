@@ -78,8 +78,28 @@ def _build_key(store: TableStore, features: FeaturesConfig, cutoff: dt.date) -> 
         "cutoff": cutoff,
         "horizon_days": features.horizon_days,
         "bronze_version": store.version(EVENTS),
-        "settings": f"gap={features.session_gap_minutes},cap={features.max_events_per_user_day},"
-        f"length={features.sequence_length}",
+        "settings": _settings(features),
+    }
+
+
+def _settings(features: FeaturesConfig) -> str:
+    return (
+        f"gap={features.session_gap_minutes},cap={features.max_events_per_user_day},"
+        f"length={features.sequence_length}"
+    )
+
+
+def examples_identity(store: TableStore, features: FeaturesConfig, cutoffs: tuple[dt.date, ...]) -> dict:
+    """What the examples of built ``cutoffs`` are a function of: bronze's version and the settings.
+
+    Unlike the gold tables' own versions, this does not move when another cutoff (a scoring date)
+    is written, so a model trained on these examples is recognised as such later.
+    """
+    return {
+        EVENTS: store.version(EVENTS),
+        "cutoffs": [c.isoformat() for c in cutoffs],
+        "horizon_days": features.horizon_days,
+        "settings": _settings(features),
     }
 
 

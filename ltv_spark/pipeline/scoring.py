@@ -11,7 +11,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ltv_spark.artifacts import latest_version_dir, read_json
+from ltv_spark.artifacts import latest_version_dir, promoted_version_dir, read_json
 from ltv_spark.config import Config
 from ltv_spark.pipeline.gold import FEATURES, SEQUENCES, build_cutoff
 from ltv_spark.progress import stage
@@ -97,12 +97,13 @@ def score_as_of(
 
 
 def resolve_model(model: str, models_root: str) -> Path:
-    """``latest`` -> the newest complete version folder; otherwise the folder itself."""
-    if model == "latest":
-        latest = latest_version_dir(models_root)
-        if latest is None:
+    """``latest`` -> the newest complete version; ``promoted`` -> the promoted one (the latest
+    before any promotion); otherwise the folder itself."""
+    if model in ("latest", "promoted"):
+        found = latest_version_dir(models_root) if model == "latest" else promoted_version_dir(models_root)
+        if found is None:
             raise FileNotFoundError(f"no complete model under {models_root}: run `ltv train` first")
-        return latest
+        return found
     return Path(model)
 
 

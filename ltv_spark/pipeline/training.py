@@ -15,7 +15,7 @@ from ltv_spark.features import FEATURE_COLUMNS
 from ltv_spark.feed import petastorm_converter, to_model_rows
 from ltv_spark.launchers import launch
 from ltv_spark.model import ModelConfig
-from ltv_spark.pipeline.gold import FEATURES, LABELS, SEQUENCES, build_cutoff, examples
+from ltv_spark.pipeline.gold import build_cutoff, examples, examples_identity
 from ltv_spark.progress import stage
 from ltv_spark.scaling import FeatureScaling
 from ltv_spark.tables import TableStore
@@ -69,7 +69,7 @@ def train_model(
         examples(store, (plan.validation,), plan.horizon_days),
         config.train,
         config.features.sequence_length,
-        data_versions={name: store.version(name) for name in (FEATURES, SEQUENCES, LABELS)},
+        data_versions=examples_identity(store, config.features, (*plan.train, plan.validation)),
         metadata={"cutoffs": cutoffs},
         launcher=launcher,
         num_proc=num_proc,
