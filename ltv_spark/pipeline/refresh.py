@@ -102,10 +102,10 @@ def _refresh_day(spark: SparkSession, store: TableStore, config: Config, day: dt
     with _stage(stages, day, "sessions") as record:
         record.rows = build_sessions(spark, store, config.features).sessions_written
     bronze = store.version(EVENTS)
-    model = resolve_model(config.refresh.model, config.train.models_root)
+    model = _current_model(config)
     status = "unchanged"
-    if not _already_refreshed(store, day, bronze, model.name):
-        if _retrain_due(config, day):
+    if model is None or not _already_refreshed(store, day, bronze, model.name):
+        if model is None or _retrain_due(config, day):
             with _stage(stages, day, "retrain") as record:
                 record.detail = _retrain_and_promote(spark, store, config, day)
             model = resolve_model(config.refresh.model, config.train.models_root)
@@ -158,6 +158,14 @@ def _already_refreshed(store: TableStore, day: dt.date, bronze_version: int, mod
         & (F.col("model_version") == model)
     )
     return done.limit(1).count() > 0
+
+
+def _current_model(config: Config) -> Path | None:
+    """The model the refresh scores with; None before any model was trained."""
+    try:
+        return resolve_model(config.refresh.model, config.train.models_root)
+    except FileNotFoundError:
+        return None
 
 
 def _retrain_due(config: Config, day: dt.date) -> bool:

@@ -1,0 +1,180 @@
+"""ltv refresh: a day end to end, a re-run that changes nothing, one refresh at a time, and
+spark-submit jobs/refresh.py killed during scoring re-running to the uninterrupted end state."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from ltv_spark.config import load_config
+from ltv_spark.lock import FileLock, Locked
+from ltv_spark.pipeline import generate_world
+from ltv_spark.pipeline.refresh import REFRESH_RUNS, TRACKED_TABLES, refresh
+from ltv_spark.pipeline.scoring import PREDICTIONS
+from ltv_spark.tables import DeltaRsStore
+
+ROOT = Path(__file__).resolve().parent.parent
+MONDAY = dt.date(2025, 8, 25)  # the tiny world runs 2025-06-01 .. 2025-08-29
+
+
+def tiny_overrides(base: Path) -> list[str]:
+    return [
+        "world.users=150",
+        "world.days=90",
+        "world.dirty_rate=0.0",
+        "world.users_per_partition=75",
+        f"world.out={base / 'raw'}",
+        f"ingest.raw_dir={base / 'raw'}",
+        f"tables.root={base / 'warehouse'}",
+        "features.horizon_days=14",
+        "features.train_cutoffs=2",
+        "features.cutoff_step_days=7",
+        "features.sequence_length=4",
+        "train.epochs=1",
+        "train.batch_size=32",
+        "train.d_model=8",
+        "train.n_heads=2",
+        "train.n_layers=1",
+        "train.d_ff=16",
+        f"train.models_root={base / 'models'}",
+        f"train.cache_dir={base / 'cache'}",
+        f"refresh.lock_dir={base / 'locks'}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def world(spark, tmp_path_factory):
+    """A generated world, refreshed once on a Monday (the first refresh trains and promotes)."""
+    base = tmp_path_factory.mktemp("refresh")
+    config = load_config("local", tiny_overrides(base))
+    store = DeltaRsStore(spark, str(base / "warehouse"))
+    generate_world(spark, store, config.world)
+    first = refresh(spark, store, config, MONDAY)
+    return base, config, store, first
+
+
+def it_runs_every_stage_of_a_day_and_logs_the_run(world):
+    _, _, store, first = world
+    assert first.status == "succeeded"
+    assert [s.name for s in first.stages] == ["ingest", "sessions", "retrain", "score"]
+    assert "promoted" in first.stages[2].detail
+    assert {"bronze.events", "silver.sessions", PREDICTIONS} <= set(first.versions_written)
+    ingested = store.read("bronze.events").agg(F.max("event_date")).first()[0]
+    assert ingested == MONDAY - dt.timedelta(days=1)  # only the drops of the days before the date
+    predictions = store.read(PREDICTIONS).filter(F.col("as_of") == F.lit(MONDAY))
+    assert (
+        predictions.count()
+        == store.read("gold.user_features").filter(F.col("cutoff") == F.lit(MONDAY)).count()
+    )
+
+
+def it_changes_nothing_when_the_same_day_runs_again(spark, world):
+    _, config, store, _ = world
+    before = {name: store.version(name) for name in TRACKED_TABLES}
+    again = refresh(spark, store, config, MONDAY)
+    assert again.status == "unchanged" and again.versions_written == {}
+    assert {name: store.version(name) for name in TRACKED_TABLES} == before
+    runs = store.read(REFRESH_RUNS).filter(F.col("refresh_date") == F.lit(MONDAY))
+    assert sorted(r["status"] for r in runs.collect()) == ["succeeded", "unchanged"]
+
+
+def it_stops_a_second_refresh_while_one_holds_the_lock(spark, world):
+    _, config, store, _ = world
+    holder = FileLock(config.refresh.lock_dir, "refresh", "a refresh in progress")
+    with holder, pytest.raises(Locked, match="another job holds .*refresh.lock: pid"):
+        refresh(spark, store, config, MONDAY)
+    assert not (Path(config.refresh.lock_dir) / "refresh.lock").exists()
+
+
+def _take(folder: str, ready, results) -> None:
+    ready.wait()
+    try:
+        with FileLock(folder, "refresh"):
+            time.sleep(1.0)
+            results.put("held")
+    except Locked:
+        results.put("refused")
+
+
+def it_lets_exactly_one_of_two_processes_starting_together_take_the_lock(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    ready, results = context.Barrier(2), context.Queue()
+    workers = [context.Process(target=_take, args=(str(tmp_path), ready, results)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert sorted(results.get(timeout=5) for _ in workers) == ["held", "refused"]
+
+
+def it_takes_over_a_lock_left_by_a_dead_process(tmp_path):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(finished.stdout)
+    (tmp_path / "refresh.lock").write_text(json.dumps({"pid": dead_pid, "host": socket.gethostname()}))
+    with FileLock(tmp_path, "refresh"):
+        assert json.loads((tmp_path / "refresh.lock").read_text())["pid"] == os.getpid()
+
+
+def _submit(base: Path, day: dt.date, log: Path) -> subprocess.Popen:
+    overrides = [arg for o in tiny_overrides(base) for arg in ("--set", o)]
+    command = [
+        str(Path(sys.executable).parent / "spark-submit"),
+        "--master",
+        "local[2]",
+        str(ROOT / "jobs" / "refresh.py"),
+        "--env",
+        "local",
+        *overrides,
+        "--set",
+        "refresh.retrain_weekday=null",
+        "--date",
+        day.isoformat(),
+    ]
+    environment = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    handle = log.open("w")
+    return subprocess.Popen(
+        command, stdout=handle, stderr=subprocess.STDOUT, env=environment, cwd=ROOT, start_new_session=True
+    )
+
+
+def _predictions(store: DeltaRsStore, day: dt.date) -> list[tuple]:
+    rows = store.read(PREDICTIONS).filter(F.col("as_of") == F.lit(day)).drop("scored_at").collect()
+    return sorted(tuple(r) for r in rows)
+
+
+def it_reruns_a_spark_submit_killed_during_scoring_to_the_uninterrupted_end_state(spark, world, tmp_path):
+    base, config, store, _ = world
+    tuesday = MONDAY + dt.timedelta(days=1)
+    copy = tmp_path / "uninterrupted"
+    shutil.copytree(base / "warehouse", copy / "warehouse")
+    uninterrupted = DeltaRsStore(spark, str(copy / "warehouse"))
+    copy_config = load_config("local", [*tiny_overrides(base), f"refresh.lock_dir={copy / 'locks'}"])
+    assert refresh(spark, uninterrupted, copy_config, tuesday).status == "succeeded"
+
+    killed = _submit(base, tuesday, tmp_path / "killed.log")
+    deadline = time.monotonic() + 300
+    while f"[refresh {tuesday}: score] started" not in (tmp_path / "killed.log").read_text():
+        assert killed.poll() is None and time.monotonic() < deadline, (tmp_path / "killed.log").read_text()
+        time.sleep(0.1)
+    os.killpg(killed.pid, signal.SIGKILL)
+    assert killed.wait(60) == -signal.SIGKILL
+
+    for attempt in ("rerun", "again"):
+        finished = _submit(base, tuesday, tmp_path / f"{attempt}.log")
+        assert finished.wait(300) == 0, (tmp_path / f"{attempt}.log").read_text()
+    assert "unchanged" in (tmp_path / "again.log").read_text()
+    assert _predictions(store, tuesday) == _predictions(uninterrupted, tuesday)
+    statuses = store.read(REFRESH_RUNS).filter(F.col("refresh_date") == F.lit(tuesday))
+    assert sorted(r["status"] for r in statuses.collect()) == ["succeeded", "unchanged"]
