@@ -96,7 +96,8 @@ class TrainConfig:
     batch_size: int = 256
     learning_rate: float = 1e-3
     seed: int = 7
-    patience: int = 3  # epochs without a better validation Gini before stopping
+    patience: int = 3  # epochs without a better selection score before stopping
+    select_by: Literal["validation_loss", "validation_gini"] = "validation_loss"  # the epoch kept
     launcher: Literal["local", "horovod", "torch-distributor"] = "local"
     num_proc: int = 2
     d_model: int = 32

@@ -42,6 +42,7 @@ class TrainJob:
     learning_rate: float = 1e-3
     seed: int = 7
     patience: int = 3
+    select_by: str = "validation_loss"  # or "validation_gini": which epoch's weights are kept
     metadata: dict[str, Any] = field(default_factory=dict)  # scaling, features, data versions, config
 
 
@@ -74,7 +75,7 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
     steps = steps_per_epoch(job.train_rows, job.batch_size, backend.size)
     with shard_batches(job.train_converter, job.batch_size, backend.rank, backend.size) as batches:
         for epoch in range(len(history), job.epochs):
-            if _stopped_early(history, job.patience):
+            if _stopped_early(history, job.patience, job.select_by):
                 break
             started = time.perf_counter()
             train_loss = backend.average(_train_epoch(model, optimizer, batches, steps, backend.device))
@@ -148,18 +149,28 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
 
 
-def _stopped_early(history: list[dict], patience: int) -> bool:
-    """No better validation Gini in the last ``patience`` epochs."""
+def selection_score(record: dict, select_by: str) -> float:
+    """Higher is better: minus the validation loss, or the validation normalized Gini.
+
+    The loss judges the whole ZILN distribution (calibration included); the Gini only the order,
+    so selecting on it can keep an early epoch whose expected values are far off.
+    """
+    return -record["validation_loss"] if select_by == "validation_loss" else record["validation_gini"]
+
+
+def _stopped_early(history: list[dict], patience: int, select_by: str) -> bool:
+    """No better selection score in the last ``patience`` epochs."""
     if len(history) <= patience:
         return False
-    best = max(h["validation_gini"] for h in history)
-    return all(h["validation_gini"] < best for h in history[-patience:])
+    scores = [selection_score(h, select_by) for h in history]
+    return all(score < max(scores) for score in scores[-patience:])
 
 
 def _save_epoch(job: TrainJob, model, optimizer, history: list[dict]) -> None:
     plain = model.module if hasattr(model, "module") else model  # DDP wraps the model
     state = {"model": plain.state_dict(), "optimizer": optimizer.state_dict(), "history": history}
     save_torch(job.artifact_dir, "checkpoint.pt", state)
-    if history[-1]["validation_gini"] >= max(h["validation_gini"] for h in history):
+    scores = [selection_score(h, job.select_by) for h in history]
+    if scores[-1] >= max(scores):
         save_torch(job.artifact_dir, "model.pt", {"model": plain.state_dict(), "config": asdict(job.model)})
     write_json(job.artifact_dir, "metrics.json", history)

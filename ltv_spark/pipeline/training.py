@@ -19,7 +19,7 @@ from ltv_spark.pipeline.gold import build_cutoff, examples, examples_identity
 from ltv_spark.progress import stage
 from ltv_spark.scaling import FeatureScaling
 from ltv_spark.tables import TableStore
-from ltv_spark.train import TrainJob
+from ltv_spark.train import TrainJob, selection_score
 
 
 @dataclass
@@ -29,9 +29,11 @@ class TrainSummary:
     num_proc: int
     history: list[dict]
     reused: bool = False
+    select_by: str = "validation_loss"
 
     def lines(self) -> list[str]:
-        best = max(self.history, key=lambda h: h["validation_gini"]) if self.history else {}
+        select_by = self.select_by
+        best = max(self.history, key=lambda h: selection_score(h, select_by)) if self.history else {}
         kept = "  (same data and settings as before: kept, not retrained)" if self.reused else ""
         lines = [f"model        {self.artifact_dir}{kept}", f"launcher     {self.launcher} x {self.num_proc}"]
         for h in self.history:
@@ -42,7 +44,8 @@ class TrainSummary:
             )
         if best:
             lines.append(
-                f"best validation normalized Gini {best['validation_gini']:.4f} (epoch {best['epoch']})"
+                f"kept epoch {best['epoch']} (best {select_by}): validation loss "
+                f"{best['validation_loss']:.4f}, normalized Gini {best['validation_gini']:.4f}"
             )
         return lines
 
@@ -97,7 +100,8 @@ def fit_examples(
     train_config = {**config_to_dict(settings), "launcher": launcher, "num_proc": num_proc}
     done = _same_model(settings.models_root, data_versions, train_config)
     if done is not None:
-        return TrainSummary(str(done), launcher, num_proc, read_json(done, "metrics.json"), reused=True)
+        history = read_json(done, "metrics.json")
+        return TrainSummary(str(done), launcher, num_proc, history, True, settings.select_by)
     scaling = FeatureScaling.fit(train, FEATURE_COLUMNS)
     artifact_dir = _artifact_dir(settings.models_root, data_versions, train_config)
     cache = str(Path(settings.cache_dir) / artifact_dir.name)
@@ -125,6 +129,7 @@ def fit_examples(
         learning_rate=t.learning_rate,
         seed=t.seed,
         patience=t.patience,
+        select_by=t.select_by,
         metadata={
             "scaling": scaling.to_dict(),
             "features": list(FEATURE_COLUMNS),
@@ -140,7 +145,7 @@ def fit_examples(
     finally:
         train_converter.delete()
         validation_converter.delete()
-    return TrainSummary(str(artifact_dir), launcher, num_proc, history)
+    return TrainSummary(str(artifact_dir), launcher, num_proc, history, False, settings.select_by)
 
 
 def _same_inputs(folder: Path, data_versions: dict, train_config: dict) -> bool:
