@@ -9,7 +9,7 @@
 dbutils.widgets.text("env", "databricks")  # noqa: F821 (dbutils exists on Databricks)
 dbutils.widgets.dropdown("launcher", "horovod", ["local", "horovod", "torch-distributor"])  # noqa: F821
 dbutils.widgets.text("num_proc", "2")  # noqa: F821
-dbutils.widgets.text("as_of", "")  # noqa: F821  YYYY-MM-DD
+dbutils.widgets.text("as_of", "")  # noqa: F821  YYYY-MM-DD; empty: the day after the last event
 dbutils.widgets.text("extra_overrides", "")  # noqa: F821
 
 # COMMAND ----------
@@ -17,7 +17,7 @@ dbutils.widgets.text("extra_overrides", "")  # noqa: F821
 import datetime as dt
 
 from ltv_spark.config import load_config
-from ltv_spark.pipeline.scoring import PREDICTIONS, score_as_of
+from ltv_spark.pipeline.scoring import PREDICTIONS, day_after_data, score_as_of
 from ltv_spark.pipeline.training import train_model
 from ltv_spark.session import build_spark
 from ltv_spark.tables import open_store
@@ -34,6 +34,7 @@ print("\n".join(trained.lines()))
 
 # COMMAND ----------
 
-scored = score_as_of(spark, store, config, dt.date.fromisoformat(get("as_of")), trained.artifact_dir)
+as_of = dt.date.fromisoformat(get("as_of")) if get("as_of") else day_after_data(store)
+scored = score_as_of(spark, store, config, as_of, trained.artifact_dir)
 print("\n".join(scored.lines()))
 display(store.read(PREDICTIONS).orderBy("expected_ltv", ascending=False).limit(100))  # noqa: F821

@@ -7,12 +7,15 @@ published CDNOW estimates on the pinned stack (tests/test_baselines.py).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.utils import ConvergenceError
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -67,12 +70,14 @@ class BtydBaseline:
 
     @classmethod
     def fit(cls, summary: pd.DataFrame, horizon: float) -> BtydBaseline:
-        """Maximum likelihood on an RFM summary (RFM_COLUMNS); Gamma-Gamma on repeat buyers only."""
-        purchases = BetaGeoFitter(penalizer_coef=0.0)
-        purchases.fit(summary["frequency"], summary["recency"], summary["T"])
+        """Maximum likelihood on an RFM summary (RFM_COLUMNS); Gamma-Gamma on repeat buyers only.
+
+        Unpenalized first (the published estimates); on small or odd data where that does not
+        converge, the smallest of PENALIZERS that does (lifetimes' own advice), kept in ``penalizer``.
+        """
         repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
-        spend = GammaGammaFitter(penalizer_coef=0.0)
-        spend.fit(repeat["frequency"], repeat["monetary_value"])
+        purchases = _fit_converging(BetaGeoFitter, summary["frequency"], summary["recency"], summary["T"])
+        spend = _fit_converging(GammaGammaFitter, repeat["frequency"], repeat["monetary_value"])
         return cls(purchases, spend, horizon)
 
     def expected_purchases(self, summary: pd.DataFrame) -> np.ndarray:
@@ -117,11 +122,29 @@ class BtydBaseline:
         return predictions(frame, predicted, churn)
 
     def parameters(self) -> dict[str, float]:
-        """r, alpha, a, b (BG/NBD) and p, q, gamma (Gamma-Gamma, lifetimes calls it v)."""
+        """r, alpha, a, b (BG/NBD) and p, q, gamma (Gamma-Gamma, lifetimes calls it v), and the
+        penalizers the fits needed (0: none)."""
         spend = self.spend.params_
         return {
             **{k: float(v) for k, v in self.purchases.params_.items()},
             "p": float(spend["p"]),
             "q": float(spend["q"]),
             "gamma": float(spend["v"]),
+            "penalizer_bg_nbd": self.purchases.penalizer_coef,
+            "penalizer_gamma_gamma": self.spend.penalizer_coef,
         }
+
+
+PENALIZERS = (0.0, 0.001, 0.01, 0.1)
+
+
+def _fit_converging(fitter: type, *columns: pd.Series):
+    """``fitter`` fitted with the smallest penalizer that converges."""
+    for penalizer in PENALIZERS:
+        model = fitter(penalizer_coef=penalizer)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # lifetimes prints the optimizer's state
+                return model.fit(*columns)
+        except ConvergenceError:
+            continue
+    raise ConvergenceError(f"{fitter.__name__} did not converge with any penalizer in {PENALIZERS}")

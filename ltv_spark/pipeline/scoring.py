@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import latest_version_dir, promoted_version_dir, read_json
 from ltv_spark.config import Config
+from ltv_spark.pipeline.bronze import EVENTS
 from ltv_spark.pipeline.gold import FEATURES, SEQUENCES, build_cutoff
 from ltv_spark.progress import stage
 from ltv_spark.score import add_deciles_and_segments, score_users, with_sequences
@@ -94,6 +95,14 @@ def score_as_of(
         .collect()
     ]
     return ScoreSummary(as_of, artifact_dir.name, timer.rows, written.count(), top, deciles)
+
+
+def day_after_data(store: TableStore) -> dt.date:
+    """The day after the last event in bronze: the as-of date that sees every event."""
+    last = store.read(EVENTS).agg(F.max("event_date")).first()[0]
+    if last is None:
+        raise ValueError(f"{EVENTS} holds no events: ingest first (ltv ingest)")
+    return last + dt.timedelta(days=1)
 
 
 def resolve_model(model: str, models_root: str) -> Path:
