@@ -3,8 +3,21 @@
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
+
+
+class BuildWithConf(build_py):
+    """Ship conf/*.yaml inside the package (ltv_spark/conf/), so that an installed wheel, on a
+    cluster or on Databricks, reads the same configs as a checkout."""
+
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib) / "ltv_spark" / "conf"
+        target.mkdir(parents=True, exist_ok=True)
+        for path in sorted((HERE / "conf").glob("*.yaml")):
+            self.copy_file(str(path), str(target / path.name))
 
 
 def direct_requirements() -> list[str]:
@@ -26,4 +39,5 @@ setup(
     install_requires=direct_requirements(),
     extras_require={"horovod": ["horovod==0.28.1"]},
     entry_points={"console_scripts": ["ltv=ltv_spark.cli:main"]},
+    cmdclass={"build_py": BuildWithConf},
 )

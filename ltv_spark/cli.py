@@ -36,8 +36,8 @@ from ltv_spark.pipeline import (
     ingest_raw,
 )
 from ltv_spark.pipeline.evaluation import evaluate
-from ltv_spark.pipeline.refresh import REFRESH_RUNS, RefreshFailed, refresh, refresh_range
-from ltv_spark.pipeline.scoring import score_as_of
+from ltv_spark.pipeline.refresh import REFRESH_RUNS, RefreshFailed, refresh, refresh_range, retrain
+from ltv_spark.pipeline.scoring import day_after_data, score_as_of
 from ltv_spark.pipeline.training import train_model
 from ltv_spark.progress import configure_logging, summary
 from ltv_spark.session import build_spark
@@ -173,6 +173,12 @@ def run_refresh(args: argparse.Namespace, config: Config, spark, store: TableSto
     return 0
 
 
+def run_retrain(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    day = dt.date.fromisoformat(args.date) if args.date else day_after_data(store)
+    print(summary(f"ltv retrain --date {day}", [retrain(spark, store, config, day)]))
+    return 0
+
+
 def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
     """The whole pipeline on the embedded default world (what ``make demo`` runs)."""
     world = generate_world(spark, store, config.world, overwrite=args.overwrite)
@@ -230,6 +236,7 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "score": run_score,
     "evaluate": run_evaluate,
     "refresh": run_refresh,
+    "retrain": run_retrain,
     "demo": run_demo,
 }
 
@@ -322,6 +329,9 @@ def _parser() -> argparse.ArgumentParser:
     when.add_argument("--date", help="YYYY-MM-DD: refresh with the drops of the days before it")
     when.add_argument("--from", dest="first", help="YYYY-MM-DD: first day of a backfill (with --to)")
     daily.add_argument("--to", dest="last", help="YYYY-MM-DD: last day of a backfill")
+
+    weekly = commands.add_parser("retrain", parents=[common], help="retrain; promote if not worse")
+    weekly.add_argument("--date", help="YYYY-MM-DD (default: the day after the last ingested event)")
 
     demo = commands.add_parser("demo", parents=[common], help="generate + ingest the default world")
     demo.add_argument("--overwrite", action="store_true")

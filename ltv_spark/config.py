@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 import yaml
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+_BUNDLED_CONF = Path(__file__).resolve().parent / "conf"  # inside an installed wheel (setup.py)
+CONF_DIR = _BUNDLED_CONF if _BUNDLED_CONF.is_dir() else Path(__file__).resolve().parent.parent / "conf"
 ENVIRONMENTS = ("local", "cluster", "databricks")
 
 

@@ -8,7 +8,10 @@ import ast
 from pathlib import Path
 
 import pytest
+import yaml
 
+from ltv_spark.cli import _parser
+from ltv_spark.config import load_config
 from tests.test_refresh import tiny_overrides
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.py"))
@@ -89,3 +92,27 @@ def it_runs_every_notebook_top_to_bottom_in_order(spark, widget_values, tmp_path
     assert len(shown) >= 5 and all(len(frame) > 0 for frame in shown)
     assert (tmp_path / "reports").is_dir() and any((tmp_path / "reports").rglob("index.html"))
     assert any((tmp_path / "warehouse" / "ops" / "refresh_runs").glob("*.parquet"))
+
+
+def it_declares_the_daily_refresh_and_weekly_retrain_as_valid_ltv_commands():
+    bundle = yaml.safe_load((Path(__file__).resolve().parent.parent / "databricks.yml").read_text())
+    jobs = bundle["resources"]["jobs"]
+    assert "quartz_cron_expression" in jobs["ltv_daily_refresh"]["schedule"]
+    assert jobs["ltv_weekly_retrain"]["schedule"]["quartz_cron_expression"].endswith("MON")
+    commands = {}
+    for job in jobs.values():
+        (task,) = job["tasks"]
+        assert task["libraries"] == [{"whl": "./dist/*.whl"}] and task["job_cluster_key"]
+        wheel_task = task["python_wheel_task"]
+        assert (wheel_task["package_name"], wheel_task["entry_point"]) == ("ltv_spark", "ltv")
+        parameters = [
+            p.replace("${var.catalog}", bundle["variables"]["catalog"]["default"]).replace(
+                "{{job.start_time.iso_date}}", "2026-11-24"
+            )
+            for p in wheel_task["parameters"]
+        ]
+        args = _parser().parse_args(parameters)
+        load_config(args.env, args.set)  # every --set names a real key with a valid value
+        commands[args.command] = args
+    assert set(commands) == {"refresh", "retrain"}
+    assert commands["refresh"].date == "2026-11-24"

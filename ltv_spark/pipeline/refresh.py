@@ -91,6 +91,14 @@ def refresh(spark: SparkSession, store: TableStore, config: Config, day: dt.date
         return _refresh_day(spark, store, config, day)
 
 
+def retrain(spark: SparkSession, store: TableStore, config: Config, day: dt.date) -> str:
+    """The weekly job: retrain on the cutoffs before ``day`` and promote if not worse (under the
+    refresh lock: it writes gold tables and the promoted model a refresh reads)."""
+    lock = FileLock(config.refresh.lock_dir, "refresh", f"ltv retrain --date {day}")
+    with lock, stage(f"retrain {day}"):
+        return _retrain_and_promote(spark, store, config, day)
+
+
 def _refresh_day(spark: SparkSession, store: TableStore, config: Config, day: dt.date) -> RefreshSummary:
     started, started_at = time.perf_counter(), dt.datetime.now(dt.UTC).replace(tzinfo=None)
     before = _versions(store)

@@ -1,0 +1,11 @@
+"""spark-submit entry point: `ltv retrain`, the weekly job (promotes only if not worse on validation).
+
+spark-submit jobs/retrain.py --env cluster --date 2026-11-23
+"""
+
+import sys
+
+from ltv_spark.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["retrain", *sys.argv[1:]]))
