@@ -37,7 +37,8 @@ from ltv_spark.pipeline import (
 )
 from ltv_spark.pipeline.evaluation import evaluate
 from ltv_spark.pipeline.refresh import REFRESH_RUNS, RefreshFailed, refresh, refresh_range, retrain
-from ltv_spark.pipeline.scoring import day_after_data, score_as_of
+from ltv_spark.pipeline.scoring import PREDICTIONS, day_after_data, score_as_of
+from ltv_spark.pipeline.streaming import start_stream
 from ltv_spark.pipeline.training import train_model
 from ltv_spark.progress import configure_logging, summary
 from ltv_spark.session import build_spark
@@ -179,6 +180,13 @@ def run_retrain(args: argparse.Namespace, config: Config, spark, store: TableSto
     return 0
 
 
+def run_stream(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    query = start_stream(spark, store, config, available_now=args.available_now)
+    print(f"streaming {config.ingest.raw_dir} -> {PREDICTIONS}; checkpoint {config.stream.checkpoint}")
+    query.awaitTermination()
+    return 0
+
+
 def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
     """The whole pipeline on the embedded default world (what ``make demo`` runs)."""
     world = generate_world(spark, store, config.world, overwrite=args.overwrite)
@@ -237,6 +245,7 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "evaluate": run_evaluate,
     "refresh": run_refresh,
     "retrain": run_retrain,
+    "stream": run_stream,
     "demo": run_demo,
 }
 
@@ -332,6 +341,9 @@ def _parser() -> argparse.ArgumentParser:
 
     weekly = commands.add_parser("retrain", parents=[common], help="retrain; promote if not worse")
     weekly.add_argument("--date", help="YYYY-MM-DD (default: the day after the last ingested event)")
+
+    stream = commands.add_parser("stream", parents=[common], help="re-score users as their events land")
+    stream.add_argument("--available-now", action="store_true", help="process what has landed, then stop")
 
     demo = commands.add_parser("demo", parents=[common], help="generate + ingest the default world")
     demo.add_argument("--overwrite", action="store_true")

@@ -129,6 +129,14 @@ class RefreshConfig:
 
 
 @dataclass(frozen=True)
+class StreamConfig:
+    """Near-real-time scoring (ltv stream)."""
+
+    checkpoint: str = "data/checkpoints/stream"  # Structured Streaming's progress: keep it with the tables
+    trigger_seconds: int = 30  # how often new drops are picked up
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     """Model comparison on the evaluation cutoff (ltv evaluate) and on CDNOW."""
 
@@ -157,6 +165,7 @@ class Config:
     score: ScoreConfig = field(default_factory=ScoreConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     refresh: RefreshConfig = field(default_factory=RefreshConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
 
 
 def load_config(

@@ -99,10 +99,15 @@ def with_sequences(features: DataFrame, sequences: DataFrame, sequence_length: i
     )
 
 
-def add_deciles_and_segments(scores: DataFrame) -> DataFrame:
+def add_deciles_and_segments(scores: DataFrame, reference: DataFrame | None = None) -> DataFrame:
     """value_decile (1 = highest expected LTV) from approximate quantiles (nine numbers reach the
-    driver, never the scores), and a segment: top_1pct, top_10pct, at_risk_high_value, rest."""
-    cuts = scores.approxQuantile("expected_ltv", [i / 10 for i in range(1, 10)] + [0.99], 1e-4)
+    driver, never the scores), and a segment: top_1pct, top_10pct, at_risk_high_value, rest.
+
+    The cut points come from ``reference`` when given (a micro-batch of re-scored users is placed
+    among the whole population's last scores), else from ``scores`` themselves.
+    """
+    population = reference if reference is not None else scores
+    cuts = population.approxQuantile("expected_ltv", [i / 10 for i in range(1, 10)] + [0.99], 1e-4)
     deciles, top_1pct = cuts[:9], cuts[9]
     decile = _decile_column(deciles)
     segment = (

@@ -23,6 +23,7 @@ from ltv_spark.lock import FileLock, Locked
 from ltv_spark.pipeline import generate_world
 from ltv_spark.pipeline.refresh import REFRESH_RUNS, TRACKED_TABLES, refresh
 from ltv_spark.pipeline.scoring import PREDICTIONS
+from ltv_spark.pipeline.streaming import STREAM_EVENTS, start_stream
 from ltv_spark.tables import DeltaRsStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,3 +179,40 @@ def it_reruns_a_spark_submit_killed_during_scoring_to_the_uninterrupted_end_stat
     assert _predictions(store, tuesday) == _predictions(uninterrupted, tuesday)
     statuses = store.read(REFRESH_RUNS).filter(F.col("refresh_date") == F.lit(tuesday))
     assert sorted(r["status"] for r in statuses.collect()) == ["succeeded", "unchanged"]
+
+
+def _users_in(folder: Path) -> set[str]:
+    return {line.split(",")[1] for path in folder.glob("*.csv") for line in path.read_text().splitlines()[1:]}
+
+
+def it_rescores_exactly_the_users_with_new_events_as_files_land(spark, world, tmp_path):
+    base, _, store, _ = world
+    landing, batches = tmp_path / "landing", []
+    config = load_config(
+        "local",
+        [*tiny_overrides(base), f"ingest.raw_dir={landing}", f"stream.checkpoint={tmp_path / 'checkpoint'}"],
+    )
+
+    def land_and_catch_up(day: str) -> None:
+        shutil.copytree(base / "raw" / day, landing / day)
+        start_stream(spark, store, config, available_now=True, on_batch=batches.append).awaitTermination()
+
+    def scored_at(as_of: str) -> dict[str, object]:
+        rows = store.read(PREDICTIONS).filter(F.col("as_of") == F.lit(as_of)).select("user_id", "scored_at")
+        return {row["user_id"]: row["scored_at"] for row in rows.collect()}
+
+    land_and_catch_up("2025-08-27")
+    first = scored_at("2025-08-28")
+    assert set(first) == _users_in(landing / "2025-08-27") and len(first) > 5
+    assert sum(b.events for b in batches) == sum(1 for p in landing.rglob("*.csv") for _ in p.open()) - 1
+
+    land_and_catch_up("2025-08-28")
+    assert set(scored_at("2025-08-29")) == _users_in(landing / "2025-08-28")
+    assert scored_at("2025-08-28") == first  # the first file's users were not scored again
+
+    versions = {name: store.version(name) for name in (PREDICTIONS, STREAM_EVENTS)}
+    processed = len(batches)
+    start_stream(spark, store, config, available_now=True, on_batch=batches.append).awaitTermination()
+    assert len(batches) == processed  # a restart repeats no micro-batch
+    assert {name: store.version(name) for name in (PREDICTIONS, STREAM_EVENTS)} == versions
+    assert store.read(STREAM_EVENTS).count() == sum(b.events for b in batches)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import latest_version_dir, promoted_version_dir, read_json
@@ -63,20 +63,7 @@ def score_as_of(
         scores = score_users(rows, str(artifact_dir), config.score.batch_size).persist(
             StorageLevel.MEMORY_AND_DISK
         )
-        predictions = add_deciles_and_segments(scores).select(
-            "user_id",
-            F.lit(as_of).alias("as_of"),
-            "expected_ltv",
-            "p_buy",
-            "churn_probability",
-            "value_decile",
-            "segment",
-            F.lit(artifact_dir.name).alias("model_version"),
-            F.lit(json.dumps(read_json(artifact_dir, "data_versions.json"), sort_keys=True)).alias(
-                "data_versions"
-            ),
-            F.current_timestamp().alias("scored_at"),
-        )
+        predictions = prediction_rows(add_deciles_and_segments(scores), as_of, artifact_dir)
         store.merge(predictions, PREDICTIONS, keys=["user_id", "as_of"], partition_by=["as_of"])
         timer.rows = scores.count()
         scores.unpersist()
@@ -95,6 +82,23 @@ def score_as_of(
         .collect()
     ]
     return ScoreSummary(as_of, artifact_dir.name, timer.rows, written.count(), top, deciles)
+
+
+def prediction_rows(scored: DataFrame, as_of: dt.date | Column, artifact_dir: Path) -> DataFrame:
+    """Scores with deciles and segments -> gold.predictions rows (model and data lineage added)."""
+    lineage = json.dumps(read_json(artifact_dir, "data_versions.json"), sort_keys=True)
+    return scored.select(
+        "user_id",
+        (as_of if isinstance(as_of, Column) else F.lit(as_of)).alias("as_of"),
+        "expected_ltv",
+        "p_buy",
+        "churn_probability",
+        "value_decile",
+        "segment",
+        F.lit(artifact_dir.name).alias("model_version"),
+        F.lit(lineage).alias("data_versions"),
+        F.current_timestamp().alias("scored_at"),
+    )
 
 
 def day_after_data(store: TableStore) -> dt.date:
