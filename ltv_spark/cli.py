@@ -64,7 +64,7 @@ EVALUATE_FLAGS = {"epochs": "train.epochs"}
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure_logging(logging.INFO if not args.quiet else logging.WARNING)
+    configure_logging(logging.INFO if not args.quiet else logging.WARNING, args.log_format)
     try:
         config = load_config(args.env, [*args.set, *_flag_overrides(args)], **_conf_dir(args))
     except ConfigError as error:
@@ -282,6 +282,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--conf-dir", default=None, help="folder holding base.yaml and the overlays")
     common.add_argument("--quiet", action="store_true", help="log warnings only")
+    common.add_argument(
+        "--log-format", choices=["text", "json"], default="text", help="json: one object per line"
+    )
     parser = argparse.ArgumentParser(prog="ltv", description="Customer lifetime value on Spark and Delta.")
     commands = parser.add_subparsers(dest="command", required=True)
 

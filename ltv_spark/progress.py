@@ -1,7 +1,12 @@
-"""Progress logging for long jobs: each stage logs its start, rows and elapsed time."""
+"""Progress logging for long jobs: each stage logs its start, rows and elapsed time.
+
+Plain text for people, or one JSON object per line for log collectors (``--log-format json``):
+a stage's records carry ``stage``, ``event`` (started / done / failed), ``rows`` and ``seconds``.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -10,9 +15,34 @@ from contextlib import contextmanager
 LOG = logging.getLogger("ltv_spark")
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """One line per event on stderr; Spark's own JVM logging stays at WARN."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+STAGE_FIELDS = ("stage", "event", "rows", "seconds")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, and the stage fields if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: getattr(record, k) for k in STAGE_FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: int = logging.INFO, fmt: str = "text") -> None:
+    """One line per event on stderr (text or JSON); Spark's own JVM logging stays at WARN."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
@@ -33,14 +63,16 @@ class StageTimer:
 def stage(name: str) -> Iterator[StageTimer]:
     """``with stage("ingest") as s: ...; s.rows = n`` logs start, then rows and seconds at the end."""
     timer = StageTimer(name)
-    LOG.info("[%s] started", name)
+    LOG.info("[%s] started", name, extra={"stage": name, "event": "started"})
     try:
         yield timer
     except Exception:
-        LOG.error("[%s] failed after %.1fs", name, timer.elapsed)
+        failed = {"stage": name, "event": "failed", "seconds": round(timer.elapsed, 3)}
+        LOG.error("[%s] failed after %.1fs", name, timer.elapsed, extra=failed)
         raise
     rows = f", {timer.rows:,} rows" if timer.rows is not None else ""
-    LOG.info("[%s] done in %.1fs%s", name, timer.elapsed, rows)
+    done = {"stage": name, "event": "done", "rows": timer.rows, "seconds": round(timer.elapsed, 3)}
+    LOG.info("[%s] done in %.1fs%s", name, timer.elapsed, rows, extra=done)
 
 
 def summary(title: str, lines: list[str]) -> str:
