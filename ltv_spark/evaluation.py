@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from ltv_spark.spark_metrics import (
     METRIC_COLUMNS,
@@ -64,6 +65,13 @@ def metric_tables(scored: DataFrame, churn_from: dict[str, str]) -> MetricTables
     finally:
         rows.unpersist()
     return MetricTables(runs, gains, deciles, churn, churn_from)
+
+
+def actuals(examples: DataFrame) -> DataFrame:
+    """Labelled examples -> user_id, actual (net value in the horizon), churned (bought nothing)."""
+    return examples.select(
+        "user_id", F.col("net_value").cast("double").alias("actual"), (F.col("bought") == 0).alias("churned")
+    )
 
 
 def gain_curve(gains: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

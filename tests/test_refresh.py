@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,10 +19,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from ltv_spark.artifacts import promoted_version_dir
 from ltv_spark.config import load_config
 from ltv_spark.lock import FileLock, Locked
 from ltv_spark.pipeline import generate_world
-from ltv_spark.pipeline.refresh import REFRESH_RUNS, TRACKED_TABLES, refresh
+from ltv_spark.pipeline.refresh import REFRESH_RUNS, TRACKED_TABLES, refresh, retrain
 from ltv_spark.pipeline.scoring import PREDICTIONS
 from ltv_spark.pipeline.streaming import STREAM_EVENTS, start_stream
 from ltv_spark.tables import DeltaRsStore
@@ -216,3 +218,17 @@ def it_rescores_exactly_the_users_with_new_events_as_files_land(spark, world, tm
     assert len(batches) == processed  # a restart repeats no micro-batch
     assert {name: store.version(name) for name in (PREDICTIONS, STREAM_EVENTS)} == versions
     assert store.read(STREAM_EVENTS).count() == sum(b.events for b in batches)
+
+
+def it_promotes_a_retrained_model_only_if_it_is_not_worse_on_the_same_validation_users(spark, world):
+    base, _, store, _ = world
+    other_seed = load_config("local", [*tiny_overrides(base), "train.seed=11"])
+    current = promoted_version_dir(other_seed.train.models_root)
+    verdict = retrain(spark, store, other_seed, MONDAY)
+    pattern = r"validation Gini (v\d+) ([\d.]+) vs (v\d+) ([\d.]+): (v\d+) (promoted|kept)"
+    found = re.fullmatch(pattern, verdict)
+    assert found, verdict
+    candidate, candidate_gini, compared, current_gini, chosen, _ = found.groups()
+    assert compared == current.name and candidate != current.name
+    expected = candidate if float(candidate_gini) >= float(current_gini) else current.name
+    assert chosen == expected == promoted_version_dir(other_seed.train.models_root).name

@@ -37,7 +37,7 @@ from ltv_spark.baselines.base import fit_sample
 from ltv_spark.baselines.btyd import RFM_COLUMNS
 from ltv_spark.config import Config
 from ltv_spark.dataset import join_examples, plan_cutoffs
-from ltv_spark.evaluation import ORACLE, MetricTables, format_summary, metric_tables
+from ltv_spark.evaluation import ORACLE, MetricTables, actuals, format_summary, metric_tables
 from ltv_spark.features import FEATURE_COLUMNS, sessions_before, user_features
 from ltv_spark.frames import union_all
 from ltv_spark.labels import user_labels
@@ -119,7 +119,7 @@ def _generated_holdout(spark: SparkSession, store: TableStore, config: Config, s
     holdout = Holdout(
         run=f"generated_{cutoff}_h{horizon}",
         title=f"LTV models on the generated world: cutoff {cutoff}, horizon {horizon} days",
-        actuals=_actuals(examples.evaluation),
+        actuals=actuals(examples.evaluation),
         data_versions=examples_identity(store, config.features, plan.all_cutoffs),
     )
     holdout.notes += [
@@ -157,7 +157,7 @@ def _cdnow_holdout(spark: SparkSession, store: TableStore, config: Config, seeds
     holdout = Holdout(
         run=f"cdnow_{cutoff}_h{horizon}",
         title=f"LTV models on CDNOW: calibration until {cutoff}, holdout {horizon} days",
-        actuals=_actuals(examples),
+        actuals=actuals(examples),
         data_versions={CDNOW_EVENTS: store.version(CDNOW_EVENTS), "cutoff": str(cutoff), "folds": folds},
     )
     holdout.notes += [
@@ -180,12 +180,6 @@ def _cdnow_holdout(spark: SparkSession, store: TableStore, config: Config, seeds
     _static_runs(holdout, config, [(train, evaluation) for train, _, evaluation in splits])
     _btyd_run(holdout, config, events, examples, cutoff, horizon)
     return holdout
-
-
-def _actuals(evaluation: DataFrame) -> DataFrame:
-    return evaluation.select(
-        "user_id", F.col("net_value").cast("double").alias("actual"), (F.col("bought") == 0).alias("churned")
-    )
 
 
 def _neural_runs(

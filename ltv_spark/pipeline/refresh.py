@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from ltv_spark.artifacts import promote, promoted_version_dir
 from ltv_spark.config import Config
 from ltv_spark.dataset import plan_cutoffs
+from ltv_spark.evaluation import actuals
 from ltv_spark.lock import FileLock
 from ltv_spark.pipeline.bronze import EVENTS, QUARANTINE, ingest_raw
 from ltv_spark.pipeline.gold import FEATURES, LABELS, SEQUENCES, examples
@@ -203,9 +204,7 @@ def _retrain_and_promote(spark: SparkSession, store: TableStore, config: Config,
 
 
 def _validation_gini(validation: DataFrame, models: dict[str, Path], batch_size: int) -> dict[str, float]:
-    truth = validation.select(
-        "user_id", F.col("net_value").cast("double").alias("actual"), (F.col("bought") == 0).alias("churned")
-    )
+    truth = actuals(validation)
     scored = [
         score_users(validation, str(folder), batch_size).select(
             F.lit(name).alias("model"),
