@@ -42,7 +42,7 @@ from ltv_spark.features import FEATURE_COLUMNS, sessions_before, user_features
 from ltv_spark.frames import union_all
 from ltv_spark.labels import user_labels
 from ltv_spark.pipeline.bronze import CDNOW_EVENTS, EVENTS, ensure_truth, ingest_cdnow
-from ltv_spark.pipeline.gold import build_training_set, examples_identity
+from ltv_spark.pipeline.gold import build_training_set, examples_identity, feature_settings
 from ltv_spark.pipeline.training import fit_examples
 from ltv_spark.progress import stage
 from ltv_spark.report import write_report
@@ -158,7 +158,14 @@ def _cdnow_holdout(spark: SparkSession, store: TableStore, config: Config, seeds
         run=f"cdnow_{cutoff}_h{horizon}",
         title=f"LTV models on CDNOW: calibration until {cutoff}, holdout {horizon} days",
         actuals=actuals(examples),
-        data_versions={CDNOW_EVENTS: store.version(CDNOW_EVENTS), "cutoff": str(cutoff), "folds": folds},
+        data_versions={
+            CDNOW_EVENTS: store.version(CDNOW_EVENTS),
+            "cutoffs": [cutoff.isoformat()],
+            "horizon_days": horizon,
+            "settings": feature_settings(features),
+            "folds": folds,
+            "validation_share": settings.cdnow_validation_share,
+        },
     )
     holdout.notes += [
         f"{timer.rows:,} customers; calibration 1997-01-01..{cutoff - dt.timedelta(days=1)}, "

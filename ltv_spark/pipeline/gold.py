@@ -78,11 +78,12 @@ def _build_key(store: TableStore, features: FeaturesConfig, cutoff: dt.date) -> 
         "cutoff": cutoff,
         "horizon_days": features.horizon_days,
         "bronze_version": store.version(EVENTS),
-        "settings": _settings(features),
+        "settings": feature_settings(features),
     }
 
 
-def _settings(features: FeaturesConfig) -> str:
+def feature_settings(features: FeaturesConfig) -> str:
+    """The settings a cutoff's gold rows depend on, as one comparable string."""
     return (
         f"gap={features.session_gap_minutes},cap={features.max_events_per_user_day},"
         f"length={features.sequence_length}"
@@ -99,7 +100,7 @@ def examples_identity(store: TableStore, features: FeaturesConfig, cutoffs: tupl
         EVENTS: store.version(EVENTS),
         "cutoffs": [c.isoformat() for c in cutoffs],
         "horizon_days": features.horizon_days,
-        "settings": _settings(features),
+        "settings": feature_settings(features),
     }
 
 
