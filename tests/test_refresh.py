@@ -225,7 +225,7 @@ def it_promotes_a_retrained_model_only_if_it_is_not_worse_on_the_same_validation
     other_seed = load_config("local", [*tiny_overrides(base), "train.seed=11"])
     current = promoted_version_dir(other_seed.train.models_root)
     verdict = retrain(spark, store, other_seed, MONDAY)
-    pattern = r"validation Gini (v\d+) ([\d.]+) vs (v\d+) ([\d.]+): (v\d+) (promoted|kept)"
+    pattern = r"validation Gini (v\d+) (-?[\d.]+) vs (v\d+) (-?[\d.]+): (v\d+) (promoted|kept)"
     found = re.fullmatch(pattern, verdict)
     assert found, verdict
     candidate, candidate_gini, compared, current_gini, chosen, _ = found.groups()
