@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -20,3 +21,35 @@ def bronze_from_world(spark: SparkSession, users: int = 300, days: int = 90) -> 
     raw = events_frame(spark, world).withColumn("source_file", F.lit("generated"))
     classified = classify_events(raw, dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1))
     return to_bronze(classified.filter(F.col("reason").isNull()), INGESTED_AT, 0)
+
+
+# A model small enough to train in seconds on a 150-user, 90-day world (2025-06-01 .. 2025-08-29).
+TINY_TRAINING = [
+    "features.horizon_days=14",
+    "features.train_cutoffs=2",
+    "features.cutoff_step_days=7",
+    "features.sequence_length=4",
+    "train.epochs=1",
+    "train.batch_size=32",
+    "train.d_model=8",
+    "train.n_heads=2",
+    "train.n_layers=1",
+    "train.d_ff=16",
+]
+
+
+def tiny_overrides(base: Path) -> list[str]:
+    """Config overrides for a tiny generated world with every folder under ``base``."""
+    return [
+        "world.users=150",
+        "world.days=90",
+        "world.dirty_rate=0.0",
+        "world.users_per_partition=75",
+        f"world.out={base / 'raw'}",
+        f"ingest.raw_dir={base / 'raw'}",
+        f"tables.root={base / 'warehouse'}",
+        *TINY_TRAINING,
+        f"train.models_root={base / 'models'}",
+        f"train.cache_dir={base / 'cache'}",
+        f"refresh.lock_dir={base / 'locks'}",
+    ]

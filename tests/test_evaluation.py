@@ -12,34 +12,18 @@ from ltv_spark.evaluation import MetricTables, format_summary
 from ltv_spark.pipeline import generate_world, ingest_raw
 from ltv_spark.pipeline.evaluation import EVALUATION_METRICS, evaluate
 from ltv_spark.report import PLOTS, write_report
+from tests.helpers import tiny_overrides
 
 MODELS = {"transformer", "mlp_ziln", "gradient_boosting", "linear_regression", "bg_nbd_gamma_gamma", "oracle"}
 
 
 @pytest.fixture()
 def tiny(tmp_path):
-    raw = tmp_path / "raw"
     return load_config(
         "local",
         [
-            "world.users=150",
-            "world.days=90",
-            "world.dirty_rate=0.0",
-            "world.users_per_partition=75",
-            f"world.out={raw}",
-            f"ingest.raw_dir={raw}",
-            "features.horizon_days=14",
+            *tiny_overrides(tmp_path),
             "features.evaluation_cutoff=2025-08-15",
-            "features.train_cutoffs=2",
-            "features.cutoff_step_days=7",
-            "features.sequence_length=4",
-            "train.epochs=1",
-            "train.batch_size=32",
-            "train.d_model=8",
-            "train.n_heads=2",
-            "train.n_layers=1",
-            "train.d_ff=16",
-            f"train.cache_dir={tmp_path / 'cache'}",
             "evaluate.seeds=[1, 2]",
             f"evaluate.models_root={tmp_path / 'models'}",
             f"evaluate.reports_dir={tmp_path / 'reports'}",

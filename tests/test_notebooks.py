@@ -12,7 +12,7 @@ import yaml
 
 from ltv_spark.cli import _parser
 from ltv_spark.config import load_config
-from tests.test_refresh import tiny_overrides
+from tests.helpers import tiny_overrides
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.py"))
 HEADER = "# Databricks notebook source"

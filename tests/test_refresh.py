@@ -27,34 +27,10 @@ from ltv_spark.pipeline.refresh import REFRESH_RUNS, TRACKED_TABLES, refresh, re
 from ltv_spark.pipeline.scoring import PREDICTIONS
 from ltv_spark.pipeline.streaming import STREAM_EVENTS, start_stream
 from ltv_spark.tables import DeltaRsStore
+from tests.helpers import tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 MONDAY = dt.date(2025, 8, 25)  # the tiny world runs 2025-06-01 .. 2025-08-29
-
-
-def tiny_overrides(base: Path) -> list[str]:
-    return [
-        "world.users=150",
-        "world.days=90",
-        "world.dirty_rate=0.0",
-        "world.users_per_partition=75",
-        f"world.out={base / 'raw'}",
-        f"ingest.raw_dir={base / 'raw'}",
-        f"tables.root={base / 'warehouse'}",
-        "features.horizon_days=14",
-        "features.train_cutoffs=2",
-        "features.cutoff_step_days=7",
-        "features.sequence_length=4",
-        "train.epochs=1",
-        "train.batch_size=32",
-        "train.d_model=8",
-        "train.n_heads=2",
-        "train.n_layers=1",
-        "train.d_ff=16",
-        f"train.models_root={base / 'models'}",
-        f"train.cache_dir={base / 'cache'}",
-        f"refresh.lock_dir={base / 'locks'}",
-    ]
 
 
 @pytest.fixture(scope="module")

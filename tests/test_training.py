@@ -15,6 +15,7 @@ from ltv_spark.model import ModelConfig
 from ltv_spark.pipeline import EVENTS
 from ltv_spark.pipeline.training import train_model
 from ltv_spark.train import TrainJob, fit
+from tests.helpers import TINY_TRAINING
 
 MODEL = ModelConfig(
     sequence_length=4, static_features=3, d_model=8, n_heads=2, n_layers=1, d_ff=16, dropout=0.0
@@ -139,17 +140,8 @@ def it_trains_from_the_gold_tables_and_reuses_the_model_for_unchanged_inputs(spa
     small = load_config(
         "local",
         [
-            "features.horizon_days=14",
+            *TINY_TRAINING,
             "features.evaluation_cutoff=2025-08-15",
-            "features.train_cutoffs=2",
-            "features.cutoff_step_days=7",
-            "features.sequence_length=4",
-            "train.epochs=1",
-            "train.batch_size=32",
-            "train.d_model=8",
-            "train.n_heads=2",
-            "train.n_layers=1",
-            "train.d_ff=16",
             f"train.models_root={tmp_path / 'models'}",
             f"train.cache_dir={tmp_path / 'cache'}",
         ],
