@@ -1,6 +1,7 @@
 # Two commands do all the set-up: `make demo` and `make test`. Installs are pinned and cached:
-# the venv is rebuilt only when requirements/lock.txt, setup.py or the Horovod recipe change, and
-# the Horovod wheel is built once per torch version into $(WHEEL_CACHE) (outside git).
+# the venv is rebuilt only when requirements/lock.txt, setup.py or the Horovod recipe change, the
+# Horovod wheel is built once per torch version into $(WHEEL_CACHE), and Delta's JVM connector and
+# hadoop-aws are fetched once with Maven into ~/.cache/ltv_spark/jars (both outside git).
 
 PYTHON ?= python3
 VENV := .venv
@@ -14,9 +15,13 @@ SHELL := /bin/bash
 QUIET_PIP := 2>&1 | sed '/is ignored: it is neither/d'
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench lint clean lock
+.PHONY: install jars demo test bench lint clean lock
 
-install: $(STAMP)
+install: $(STAMP) jars
+
+# A no-op once cached; without Maven it says so and the tables run on delta-rs.
+jars: $(STAMP)
+	$(BIN)/python -m ltv_spark.jvm_jars
 
 $(STAMP): requirements/lock.txt setup.py tools/build_horovod.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,13 +32,13 @@ $(STAMP): requirements/lock.txt setup.py tools/build_horovod.sh
 	$(BIN)/python -c "import horovod.torch, petastorm, deltalake, pyspark"
 	touch $@
 
-demo: $(STAMP)
+demo: install
 	$(BIN)/ltv demo
 
-test: $(STAMP)
+test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: install
 	$(BIN)/python -m benchmarks.bench_ingest
 	$(BIN)/python -m benchmarks.bench_features
 	$(BIN)/python -m benchmarks.bench_training

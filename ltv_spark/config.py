@@ -35,6 +35,7 @@ class SparkConfig:
     shuffle_partitions: int = 8
     driver_memory: str = "4g"
     conf: dict[str, str] = field(default_factory=dict)
+    jvm_connector: bool = False  # local: load the cached Delta/S3 jars even when tables run on delta-rs
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 from pyspark.sql import SparkSession
 
 from ltv_spark.config import Config
+from ltv_spark.jvm_jars import cached_jars, jars_dir
+
+LOG = logging.getLogger(__name__)
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -16,10 +20,12 @@ DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 def build_spark(config: Config) -> SparkSession:
     """The session for ``config.env``.
 
-    local: a fresh ``local[*]`` session with few shuffle partitions; Delta's extension and catalog are
-    set only when the connector jar is on the classpath (``spark.jars``/``--packages``), because
-    naming a missing extension class breaks every query. cluster / databricks: the session that
-    spark-submit or the Databricks runtime already started, with our settings layered on.
+    local: a fresh ``local[*]`` session with few shuffle partitions. When the JVM engine is asked for
+    (``tables.engine`` spark-delta or auto, or ``spark.jvm_connector``) the jars cached by
+    ``make`` (ltv_spark.jvm_jars) go on the classpath with Delta's extension and catalog; those are
+    set only when the jars are there, because naming a missing extension class breaks every query.
+    cluster / databricks: the session that spark-submit or the Databricks runtime already started,
+    with our settings layered on.
     """
     spark_config = config.spark
     if config.env != "local":
@@ -30,28 +36,50 @@ def build_spark(config: Config) -> SparkSession:
     # Workers must run the same interpreter as the driver (the project's venv), also under pytest.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    settings = dict(spark_config.conf)
+    if spark_config.master and _wants_jvm_connector(config) and "spark.jars" not in settings:
+        settings.update(_cached_jars_conf(config.tables.engine))
+    if _delta_jar_requested(settings):
+        settings.setdefault("spark.sql.extensions", DELTA_EXTENSION)
+        settings.setdefault("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
     builder = SparkSession.builder.appName(spark_config.app_name)
     if spark_config.master:
         builder = builder.master(spark_config.master)
         builder = builder.config("spark.driver.memory", spark_config.driver_memory)
-    for key, value in spark_config.conf.items():
+    for key, value in settings.items():
         builder = builder.config(key, value)
     builder = builder.config("spark.sql.shuffle.partitions", str(spark_config.shuffle_partitions))
-    if _delta_jar_requested(spark_config.conf):
-        builder = builder.config("spark.sql.extensions", DELTA_EXTENSION)
-        builder = builder.config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
     spark = builder.getOrCreate()
     _apply_runtime_conf(spark, config)
     return spark
 
 
 def delta_connector_loaded(spark: SparkSession) -> bool:
-    """Whether Spark's Delta connector classes load in this JVM (Databricks, --packages)."""
+    """Whether Spark's Delta connector classes load in this JVM (Databricks, --packages, spark.jars).
+
+    Asked through Spark's own class loader: jars from ``spark.jars`` are not on the system one.
+    """
     try:
-        spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
+        spark._jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
         return True
     except Exception:  # py4j raises a generic Py4JJavaError for ClassNotFoundException
         return False
+
+
+def _wants_jvm_connector(config: Config) -> bool:
+    return config.tables.engine != "delta-rs" or config.spark.jvm_connector
+
+
+def _cached_jars_conf(engine: str) -> dict[str, str]:
+    """The jars fetched by ``make`` for a local session's classpath: nothing resolves at start."""
+    jars = cached_jars()
+    if jars:
+        return {"spark.jars": ",".join(str(jar) for jar in jars)}
+    missing = f"Delta's JVM connector is not cached in {jars_dir()} (run `make`; the fetch needs Maven)"
+    if engine == "spark-delta":
+        raise RuntimeError(f"{missing}: tables.engine=spark-delta cannot run; use tables.engine=delta-rs")
+    LOG.warning("%s: tables run on delta-rs", missing)
+    return {}
 
 
 def _apply_runtime_conf(spark: SparkSession, config: Config) -> None:

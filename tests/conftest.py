@@ -1,15 +1,30 @@
-"""One local Spark session for the whole run; a fresh table folder per test."""
+"""One local Spark session for the whole run, with both Delta engines; a fresh table folder per test.
+
+The session carries Delta's JVM connector (the jars ``make`` caches), so every table-layer test runs
+once per engine through the ``store`` fixture. On a machine where the jars could not be fetched the
+JVM-engine cases are skipped with that reason; under CI they fail instead, so CI never passes
+without having run them.
+"""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from pyspark.sql import SparkSession
 
 from ltv_spark.config import Config, load_config
-from ltv_spark.session import build_spark
-from ltv_spark.tables import DeltaRsStore
+from ltv_spark.jvm_jars import cached_jars, jars_dir
+from ltv_spark.session import build_spark, delta_connector_loaded
+from ltv_spark.tables import DeltaRsStore, SparkDeltaStore, TableStore
 
-TEST_OVERRIDES = ["spark.master=local[2]", "spark.shuffle_partitions=2", "spark.driver_memory=2g"]
+TEST_OVERRIDES = [
+    "spark.master=local[2]",
+    "spark.shuffle_partitions=2",
+    "spark.driver_memory=2g",
+    "spark.jvm_connector=true",
+]
+ENGINES = ("delta-rs", "spark-delta")
 
 
 @pytest.fixture(scope="session")
@@ -19,12 +34,33 @@ def config() -> Config:
 
 @pytest.fixture(scope="session")
 def spark(config: Config) -> SparkSession:
+    if os.environ.get("CI") and not cached_jars():
+        pytest.exit(f"CI: Delta's JVM connector is not cached in {jars_dir()}: run `make`", returncode=3)
     session = build_spark(config)
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
 
 
+def require_jvm_engine(spark: SparkSession) -> None:
+    """Skip (never under CI: see the ``spark`` fixture) where the JVM connector could not load."""
+    if not delta_connector_loaded(spark):
+        pytest.skip(f"Delta's JVM connector is not cached in {jars_dir()} (needs Maven)")
+
+
+def open_engine(spark: SparkSession, engine: str, root: str) -> TableStore:
+    """A store of the named engine on ``root``."""
+    if engine == "spark-delta":
+        require_jvm_engine(spark)
+        return SparkDeltaStore(spark, root)
+    return DeltaRsStore(spark, root)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    return request.param
+
+
 @pytest.fixture()
-def store(spark: SparkSession, tmp_path) -> DeltaRsStore:
-    return DeltaRsStore(spark, str(tmp_path / "warehouse"))
+def store(spark: SparkSession, engine: str, tmp_path) -> TableStore:
+    return open_engine(spark, engine, str(tmp_path / "warehouse"))

@@ -1,4 +1,9 @@
-"""describe the delta-rs table layer: distributed files, one atomic Delta commit per write."""
+"""describe the table layer: one contract, two engines (delta-rs and Delta's JVM connector).
+
+Every contract test takes the ``store`` fixture, so it runs once per engine; tables written by
+one engine are read, appended to and merged into by the other. The delta-rs-only section at the
+end covers what only that engine needs (refusing Delta features it cannot read).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,12 +22,15 @@ from deltalake import DeltaTable
 from ltv_spark.tables import (
     DuplicateMergeKey,
     SchemaMismatch,
+    SparkDeltaStore,
     TableNotFound,
     UnsupportedTableFeature,
     open_store,
 )
 from ltv_spark.tables.delta_rs import DeltaRsStore
+from tests.conftest import ENGINES, open_engine, require_jvm_engine
 
+ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = "k int, v string, d date"
 ROWS = [(1, "a", dt.date(2024, 1, 1)), (2, "b", dt.date(2024, 1, 2))]
 
@@ -36,8 +45,12 @@ def it_maps_logical_names_to_folders_and_refuses_odd_names(store, tmp_path):
         store.location("events")
 
 
-def it_picks_delta_rs_when_the_connector_is_absent(spark, config):
-    assert isinstance(open_store(spark, config.tables), DeltaRsStore)
+def it_opens_the_configured_engine(spark, config):
+    require_jvm_engine(spark)
+    tables = config.tables
+    assert isinstance(open_store(spark, replace(tables, engine="delta-rs")), DeltaRsStore)
+    assert isinstance(open_store(spark, replace(tables, engine="spark-delta")), SparkDeltaStore)
+    assert isinstance(open_store(spark, replace(tables, engine="auto")), SparkDeltaStore)  # jars loaded
 
 
 def it_round_trips_rows_types_and_partitions(spark, store):
@@ -98,8 +111,12 @@ def it_overwrites_only_the_named_partitions(spark, store):
     assert sorted((r["k"], r["v"]) for r in store.read("t.x").collect()) == [(1, "a"), (9, "z")]
     store.overwrite(frame(spark, [(5, "e", dt.date(2024, 1, 5))]), "t.x")
     assert [r["k"] for r in store.read("t.x").collect()] == [5]
-    operations = [h.get("ltv_operation") for h in store.history("t.x")]
-    assert operations == ["OVERWRITE", "OVERWRITE", "APPEND"]
+    history = store.history("t.x")
+    assert [h["ltv_operation"] for h in history] == ["OVERWRITE", "OVERWRITE", "APPEND"]
+    assert [h["version"] for h in history] == [2, 1, 0]
+    assert history[1]["ltv_parameters"] == {"replace_partitions": [["d", "in", ["2024-01-02"]]]}
+    assert store.version("t.x") == 2
+    assert [h["version"] for h in store.history("t.x", limit=1)] == [2]
 
 
 def it_refuses_an_append_whose_schema_differs(spark, store):
@@ -108,7 +125,89 @@ def it_refuses_an_append_whose_schema_differs(spark, store):
         store.append(spark.createDataFrame([(1, "a", "w")], "k int, v string, w string"), "t.x")
 
 
-def it_refuses_tables_with_deletion_vectors(store):
+def it_refuses_a_merge_or_partition_overwrite_whose_schema_differs(spark, store):
+    store.append(frame(spark, ROWS), "t.x", partition_by=["d"])
+    other = spark.createDataFrame([(1, 2, dt.date(2024, 1, 1))], "k int, v int, d date")
+    with pytest.raises(SchemaMismatch, match=r"different types \['v'\]"):
+        store.merge(other, "t.x", keys=["k"])
+    with pytest.raises(SchemaMismatch, match=r"different types \['v'\]"):
+        store.overwrite(other, "t.x", replace_partitions={"d": ["2024-01-01"]})
+    assert store.version("t.x") == 0
+
+
+def it_replaces_the_schema_on_a_full_overwrite(spark, store):
+    store.append(frame(spark, ROWS), "t.x")
+    store.overwrite(spark.createDataFrame([(1, 2.5)], "k int, w double"), "t.x")
+    assert store.read("t.x").columns == ["k", "w"]
+
+
+@pytest.mark.parametrize("writer,reader", [ENGINES, ENGINES[::-1]])
+def it_shares_tables_between_the_engines(spark, tmp_path, writer, reader):
+    """What one engine writes, the other reads, appends to idempotently and merges into."""
+    first = open_engine(spark, writer, str(tmp_path / "warehouse"))
+    second = open_engine(spark, reader, str(tmp_path / "warehouse"))
+    first.append(frame(spark, ROWS), "t.x", partition_by=["d"], app_id="job", batch_id=0)
+    first.merge(frame(spark, [(2, "B", dt.date(2024, 1, 2))]), "t.x", keys=["k"])
+    expected = [(1, "a", dt.date(2024, 1, 1)), (2, "B", dt.date(2024, 1, 2))]
+    assert_df_equality(second.read("t.x"), frame(spark, expected), ignore_row_order=True, ignore_nullable=True)
+    assert second.committed_batch("t.x", "job") == 0
+    assert second.append(frame(spark, ROWS), "t.x", app_id="job", batch_id=0) is None
+    second.append(frame(spark, [(3, "c", dt.date(2024, 1, 3))]), "t.x", app_id="job", batch_id=1)
+    second.merge(frame(spark, [(1, "A", dt.date(2024, 1, 1))]), "t.x", keys=["k"])
+    expected = [(1, "A", dt.date(2024, 1, 1)), (2, "B", dt.date(2024, 1, 2)), (3, "c", dt.date(2024, 1, 3))]
+    assert_df_equality(first.read("t.x"), frame(spark, expected), ignore_row_order=True, ignore_nullable=True)
+    assert first.committed_batch("t.x", "job") == 1
+    assert [h["ltv_operation"] for h in first.history("t.x")] == ["MERGE", "APPEND", "MERGE", "APPEND"]
+    untimed = [{k: v for k, v in h.items() if k != "timestamp"} for h in first.history("t.x")]
+    assert untimed == [{k: v for k, v in h.items() if k != "timestamp"} for h in second.history("t.x")]
+    assert DeltaTable(first.location("t.x")).metadata().partition_columns == ["d"]
+
+
+def it_leaves_the_table_unchanged_when_killed_between_files_and_commit(spark, store, engine, tmp_path):
+    """A real SIGKILL of driver and JVM while the write's last task runs: earlier tasks' files are
+    on disk (Delta's JVM writer puts them straight into the table), no commit names them."""
+    store.append(frame(spark, ROWS), "t.x")
+    script = textwrap.dedent(
+        f"""
+        import os, signal, datetime as dt
+        from pyspark.sql import functions as F
+        from ltv_spark.config import load_config
+        from ltv_spark.session import build_spark
+        from tests.conftest import TEST_OVERRIDES, open_engine
+        spark = build_spark(load_config("local", [*TEST_OVERRIDES, "spark.master=local[1]"]))
+        store = open_engine(spark, {engine!r}, {str(tmp_path / "warehouse")!r})
+        jvm, driver = spark._jvm.ProcessHandle.current().pid(), os.getpid()
+
+        @F.udf("string")
+        def kill_on_the_last_row(k, v):
+            if k == 8:
+                os.kill(jvm, signal.SIGKILL)
+                os.kill(driver, signal.SIGKILL)
+            return v
+
+        rows = spark.sparkContext.parallelize([(7, "written", dt.date(2024, 1, 7)), (8, "x", dt.date(2024, 1, 8))], 2)
+        df = spark.createDataFrame(rows, "{SCHEMA}").withColumn("v", kill_on_the_last_row("k", "v"))
+        store.append(df, "t.x")
+        """
+    )
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=240, cwd=ROOT)
+    assert child.returncode == -9, child.stderr.decode()[-2000:]
+    table_dir = Path(store.location("t.x"))
+    on_disk = {p.name for p in table_dir.rglob("*.parquet")}
+    committed = {Path(p).name for p in committed_files(str(table_dir))}
+    assert len(on_disk - committed) >= 1  # the killed job's first file is there ...
+    assert store.version("t.x") == 0  # ... but no commit names it
+    assert_df_equality(store.read("t.x"), frame(spark, ROWS), ignore_row_order=True, ignore_nullable=True)
+
+
+# ---------------------------------------------------------------- delta-rs only
+@pytest.fixture()
+def rs_store(spark, tmp_path) -> DeltaRsStore:
+    return DeltaRsStore(spark, str(tmp_path / "warehouse"))
+
+
+def it_refuses_tables_with_deletion_vectors(rs_store):
+    store = rs_store
     _write_log(
         Path(store.location("t.dv")),
         {
@@ -123,7 +222,8 @@ def it_refuses_tables_with_deletion_vectors(store):
         store.read("t.dv")
 
 
-def it_refuses_tables_with_column_mapping(spark, store):
+def it_refuses_tables_with_column_mapping(spark, rs_store):
+    store = rs_store
     _write_log(
         Path(store.location("t.cm")),
         {"minReaderVersion": 2, "minWriterVersion": 5},
@@ -135,8 +235,9 @@ def it_refuses_tables_with_column_mapping(spark, store):
         store.append(spark.createDataFrame([(1,)], "k int"), "t.cm")
 
 
-def it_leaves_the_table_unchanged_when_killed_between_files_and_commit(spark, store, tmp_path):
-    """A real SIGKILL after Spark wrote the files, before delta-rs commits them."""
+def it_leaves_the_table_unchanged_when_killed_after_moving_files_into_it(spark, rs_store, tmp_path):
+    """delta-rs moves the staged files into the table before it commits: a SIGKILL right there."""
+    store = rs_store
     store.append(frame(spark, ROWS), "t.x")
     script = textwrap.dedent(
         f"""

@@ -7,11 +7,14 @@ or to a Unity Catalog name.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 
 class TableError(RuntimeError):
@@ -72,7 +75,7 @@ class TableStore(Protocol):
         """The latest committed version."""
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
-        """Commit records, newest first."""
+        """Commit records, newest first, as ``history_record`` shapes them."""
 
     def committed_batch(self, name: str, app_id: str) -> int | None:
         """The last batch id committed by ``app_id`` (None if none)."""
@@ -92,3 +95,61 @@ def check_unique_keys(df: DataFrame, keys: Sequence[str]) -> None:
     if duplicate:
         shown = {k: duplicate[0][k] for k in keys}
         raise DuplicateMergeKey(f"merge source has {duplicate[0]['count']} rows for key {shown}")
+
+
+def history_record(
+    version: int, timestamp: dt.datetime | int, operation: str, user_metadata: str | None
+) -> dict[str, Any]:
+    """One commit as both engines report it: version, UTC time, Delta's operation name, and ours.
+
+    Our writes put ``{"ltv_operation", "ltv_parameters"}`` in the commit's ``userMetadata`` (a
+    field every Delta engine keeps), so a table reads the same history whichever engine wrote it.
+    """
+    if isinstance(timestamp, int):
+        timestamp = dt.datetime.fromtimestamp(timestamp / 1000, dt.timezone.utc)
+    elif timestamp.tzinfo is None:  # Spark returns session-time (UTC) datetimes without a zone
+        timestamp = timestamp.replace(tzinfo=dt.timezone.utc)
+    ours = json.loads(user_metadata) if user_metadata else {}
+    return {
+        "version": int(version),
+        "timestamp": timestamp,
+        "operation": operation,
+        "ltv_operation": ours.get("ltv_operation"),
+        "ltv_parameters": json.loads(ours.get("ltv_parameters") or "{}"),
+    }
+
+
+def commit_metadata(operation: str, parameters: Mapping[str, Any]) -> str:
+    """The ``userMetadata`` string our commits carry (read back by ``history_record``)."""
+    return json.dumps({"ltv_operation": operation, "ltv_parameters": json.dumps(parameters, default=str)})
+
+
+def check_same_columns(name: str, table: StructType, data: StructType) -> None:
+    """Refuse an append, partition overwrite or merge whose columns or types differ from the table's.
+
+    Nullability is ignored: Delta stores every written column as nullable.
+    """
+    expected = {f["name"]: f["type"] for f in _all_nullable(json.loads(table.json()))["fields"]}
+    actual = {f["name"]: f["type"] for f in _all_nullable(json.loads(data.json()))["fields"]}
+    if expected != actual:
+        missing = sorted(set(expected) - set(actual))
+        extra = sorted(set(actual) - set(expected))
+        changed = sorted(k for k in set(expected) & set(actual) if expected[k] != actual[k])
+        raise SchemaMismatch(
+            f"{name}: data does not match the table schema "
+            f"(missing columns {missing}, unexpected columns {extra}, different types {changed})"
+        )
+
+
+def all_nullable_schema(schema: StructType) -> StructType:
+    """``schema`` with every field, array element and map value nullable (as Delta writes them)."""
+    return StructType.fromJson(_all_nullable(json.loads(schema.json())))
+
+
+def _all_nullable(node: Any) -> Any:
+    if isinstance(node, dict):
+        flags = ("nullable", "containsNull", "valueContainsNull")
+        return {k: (True if k in flags else _all_nullable(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_all_nullable(v) for v in node]
+    return node

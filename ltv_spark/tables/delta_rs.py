@@ -41,10 +41,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from ltv_spark.tables.base import (
-    SchemaMismatch,
     TableError,
     TableNotFound,
+    all_nullable_schema,
+    check_same_columns,
     check_unique_keys,
+    commit_metadata,
+    history_record,
     split_name,
 )
 from ltv_spark.tables.features import check_readable, check_writable
@@ -80,7 +83,10 @@ class DeltaRsStore:
         return self._open(name).version()
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
-        return self._open(name).history(limit)
+        return [
+            history_record(c["version"], c["timestamp"], c.get("operation", ""), c.get("userMetadata"))
+            for c in self._open(name).history(limit)
+        ]
 
     def committed_batch(self, name: str, app_id: str) -> int | None:
         if not self.exists(name):
@@ -110,7 +116,7 @@ class DeltaRsStore:
         table = self._open_for_write(name)
         partition_by = table.metadata().partition_columns
         if replace_partitions:
-            _check_schema(name, table, df)
+            check_same_columns(name, _spark_schema(table), df.schema)
         adds = self._write_files(df, name, partition_by)
         filters = [
             (col, "in", [str(v) for v in values]) for col, values in (replace_partitions or {}).items()
@@ -145,7 +151,7 @@ class DeltaRsStore:
         committed = table.transaction_version(app_id) if app_id is not None else None
         if committed is not None and committed >= batch_id:
             return None  # this batch is already in the table: appending again would duplicate it
-        _check_schema(name, table, df)
+        check_same_columns(name, _spark_schema(table), df.schema)
         adds = self._write_files(df, name, table.metadata().partition_columns)
         properties = _properties("APPEND", {"app_id": app_id, "batch_id": batch_id}, transactions)
         self._commit(
@@ -162,7 +168,7 @@ class DeltaRsStore:
         if not self.exists(name):
             return self._create(df, name, partition_by, operation="MERGE")
         table = self._open_for_write(name)
-        _check_schema(name, table, df)
+        check_same_columns(name, _spark_schema(table), df.schema)
         partition_by = table.metadata().partition_columns
         touched = _touched_partitions(df, partition_by)
         old_files = _add_actions(table, touched)
@@ -326,19 +332,6 @@ def _partition_string(value: Any) -> str | None:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def _check_schema(name: str, table: DeltaTable, df: DataFrame) -> None:
-    expected = {f["name"]: f["type"] for f in _all_nullable(json.loads(table.schema().to_json()))["fields"]}
-    actual = {f["name"]: f["type"] for f in _all_nullable(json.loads(df.schema.json()))["fields"]}
-    if expected != actual:
-        missing = sorted(set(expected) - set(actual))
-        extra = sorted(set(actual) - set(expected))
-        changed = sorted(k for k in set(expected) & set(actual) if expected[k] != actual[k])
-        raise SchemaMismatch(
-            f"{name}: data does not match the table schema "
-            f"(missing columns {missing}, unexpected columns {extra}, different types {changed})"
-        )
-
-
 def _spark_schema(table: DeltaTable) -> StructType:
     """Delta's schema JSON is Spark's StructType JSON, so the types round-trip exactly."""
     return StructType.fromJson(json.loads(table.schema().to_json()))
@@ -346,23 +339,13 @@ def _spark_schema(table: DeltaTable) -> StructType:
 
 def _delta_schema(schema: StructType) -> DeltaSchema:
     """Spark schema -> Delta schema, every field nullable (as Delta-Spark writes them)."""
-    return DeltaSchema.from_json(json.dumps(_all_nullable(json.loads(schema.json()))))
-
-
-def _all_nullable(node: Any) -> Any:
-    """A schema JSON with every field, array element and map value nullable."""
-    if isinstance(node, dict):
-        flags = ("nullable", "containsNull", "valueContainsNull")
-        return {k: (True if k in flags else _all_nullable(v)) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_all_nullable(v) for v in node]
-    return node
+    return DeltaSchema.from_json(all_nullable_schema(schema).json())
 
 
 def _properties(
     operation: str, parameters: dict[str, Any], transactions: list[Transaction] | None = None
 ) -> CommitProperties:
-    metadata = {"ltv_operation": operation, "ltv_parameters": json.dumps(parameters, default=str)}
+    metadata = {"userMetadata": commit_metadata(operation, parameters)}
     return CommitProperties(custom_metadata=metadata, app_transactions=transactions)
 
 

@@ -1,19 +1,39 @@
-"""Delta tables through Spark's own connector (Databricks, clusters started with --packages).
+"""Delta tables through Spark's own connector (Databricks, clusters with --packages, ``make``'s jars).
 
 Every operation is Delta-Spark's: ``format("delta")`` reads and writes, ``replaceWhere`` for
 partition overwrites, ``txnAppId``/``txnVersion`` for idempotent appends, ``DeltaTable.merge``.
-With a catalog configured, ``bronze.events`` is the Unity Catalog table ``<catalog>.bronze.events``;
-otherwise it is the folder ``<root>/bronze/events``.
+Files are written by the executors straight into the table and committed by the driver in one
+optimistic transaction, on any file system Hadoop reaches (``s3a://`` included).
+
+With a catalog configured, ``bronze.events`` is the managed table ``<catalog>.bronze.events``
+(``saveAsTable``, ``DeltaTable.forName``); otherwise it is the folder ``<root>/bronze/events``.
+Each commit carries ``{"ltv_operation", "ltv_parameters"}`` as Delta's userMetadata, so that
+``history`` reads the same on both engines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+from pyspark.sql.utils import AnalysisException
 
-from ltv_spark.tables.base import TableNotFound, check_unique_keys, split_name
+from ltv_spark.tables.base import (
+    TableError,
+    TableNotFound,
+    check_same_columns,
+    check_unique_keys,
+    commit_metadata,
+    history_record,
+    split_name,
+)
+
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"  # Delta's per-commit comment
 
 
 class SparkDeltaStore:
@@ -23,10 +43,11 @@ class SparkDeltaStore:
         from delta.tables import DeltaTable  # the Python half of delta-spark; the JVM half must load
 
         self._spark = spark
-        self._root = root.rstrip("/")
+        self._root = _absolute(root)
         self._catalog = catalog
         self._delta_table = DeltaTable
 
+    # ---------------------------------------------------------------- inspect
     def location(self, name: str) -> str:
         schema, table = split_name(name)
         if self._catalog:
@@ -43,22 +64,24 @@ class SparkDeltaStore:
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         history = self._table(name).history(limit) if limit else self._table(name).history()
-        return [row.asDict(recursive=True) for row in history.collect()]
+        records = []
+        for row in history.select("version", "timestamp", "operation", "userMetadata").collect():
+            records.append(
+                history_record(row["version"], row["timestamp"], row["operation"], row["userMetadata"])
+            )
+        return records
 
     def committed_batch(self, name: str, app_id: str) -> int | None:
-        """Latest txnVersion of ``app_id``, as recorded in the commit info of our appends."""
+        """The txnVersion Delta recorded for ``app_id`` (its SetTransaction action), or None."""
         if not self.exists(name):
             return None
-        rows = (
-            self._table(name)
-            .history()
-            .filter(f"userMetadata LIKE 'ltv_batch {app_id} %'")
-            .select("userMetadata")
-            .collect()
+        log = self._spark._jvm.org.apache.spark.sql.delta.DeltaLog.forTable(
+            self._spark._jsparkSession, self._path(name)
         )
-        batches = [int(row[0].rsplit(" ", 1)[1]) for row in rows]
-        return max(batches) if batches else None
+        committed = log.update(False, _none(self._spark), _none(self._spark)).transactions().get(app_id)
+        return int(committed.get()) if committed.isDefined() else None
 
+    # ---------------------------------------------------------------- read
     def read(self, name: str, version: int | None = None) -> DataFrame:
         if not self.exists(name):
             raise TableNotFound(f"table {name} not found at {self.location(name)}")
@@ -67,6 +90,7 @@ class SparkDeltaStore:
             reader = reader.option("versionAsOf", version)
         return reader.table(self.location(name)) if self._catalog else reader.load(self.location(name))
 
+    # ---------------------------------------------------------------- write
     def overwrite(
         self,
         df: DataFrame,
@@ -75,17 +99,26 @@ class SparkDeltaStore:
         replace_partitions: Mapping[str, Sequence[str]] | None = None,
     ) -> int:
         writer = df.write.format("delta").mode("overwrite")
+        if self.exists(name):
+            partition_by = self._partition_columns(name)  # an existing table keeps its layout
         if replace_partitions:
+            check_same_columns(name, self._schema(name), df.schema)
             condition = " AND ".join(
-                f"{col} IN ({', '.join(repr(str(v)) for v in values)})"
+                f"`{col}` IN ({', '.join(_sql_string(v) for v in values)})"
                 for col, values in replace_partitions.items()
             )
             writer = writer.option("replaceWhere", condition)
+            parameters: dict[str, Any] = {
+                "replace_partitions": [[c, "in", [str(v) for v in vs]] for c, vs in replace_partitions.items()]
+            }
         else:
             writer = writer.option("overwriteSchema", "true")
+            parameters = {"replace_partitions": []}
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        self._save(writer, name)
+        operation = "OVERWRITE" if self.exists(name) else "CREATE OR REPLACE"
+        with self._commit_metadata(operation, parameters):
+            self._save(writer, name)
         return self.version(name)
 
     def append(
@@ -96,42 +129,96 @@ class SparkDeltaStore:
         app_id: str | None = None,
         batch_id: int | None = None,
     ) -> int | None:
-        before = self.version(name) if self.exists(name) else -1
+        if (app_id is None) != (batch_id is None):
+            raise TableError("append: app_id and batch_id go together")
         writer = df.write.format("delta").mode("append")
-        if app_id is not None:
-            writer = (
-                writer.option("txnAppId", app_id)
-                .option("txnVersion", batch_id)
-                .option("userMetadata", f"ltv_batch {app_id} {batch_id}")
-            )
-        if partition_by:
+        if self.exists(name):
+            committed = self.committed_batch(name, app_id) if app_id is not None else None
+            if committed is not None and committed >= batch_id:
+                return None  # this batch is already in the table: appending again would duplicate it
+            check_same_columns(name, self._schema(name), df.schema)
+        elif partition_by:
             writer = writer.partitionBy(*partition_by)
-        self._save(writer, name)
-        after = self.version(name)
-        return None if after == before else after  # Delta skips a (txnAppId, txnVersion) seen before
+        if app_id is not None:
+            writer = writer.option("txnAppId", app_id).option("txnVersion", batch_id)
+        with self._commit_metadata("APPEND", {"app_id": app_id, "batch_id": batch_id}):
+            self._save(writer, name)
+        return self.version(name)
 
     def merge(self, df: DataFrame, name: str, keys: Sequence[str], partition_by: Sequence[str] = ()) -> int:
         check_unique_keys(df, keys)
         if not self.exists(name):
-            return self.overwrite(df, name, partition_by)
+            with self._commit_metadata("MERGE", {}):
+                writer = df.write.format("delta").mode("errorifexists")
+                self._save(writer.partitionBy(*partition_by) if partition_by else writer, name)
+            return self.version(name)
+        check_same_columns(name, self._schema(name), df.schema)
         condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-        (
-            self._table(name)
-            .alias("t")
-            .merge(df.alias("s"), condition)
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
+        with self._commit_metadata("MERGE", {"keys": list(keys)}):
+            (
+                self._table(name)
+                .alias("t")
+                .merge(df.alias("s"), condition)
+                .whenMatchedUpdateAll()
+                .whenNotMatchedInsertAll()
+                .execute()
+            )
         return self.version(name)
 
+    # ---------------------------------------------------------------- internals
     def _table(self, name: str) -> Any:
+        if not self.exists(name):
+            raise TableNotFound(f"table {name} not found at {self.location(name)}")
         if self._catalog:
             return self._delta_table.forName(self._spark, self.location(name))
         return self._delta_table.forPath(self._spark, self.location(name))
 
+    def _path(self, name: str) -> str:
+        """The table's folder (a catalog table's location comes from its metadata)."""
+        if not self._catalog:
+            return self.location(name)
+        return self._table(name).detail().select("location").first()[0]
+
+    def _schema(self, name: str) -> StructType:
+        return self.read(name).schema
+
+    def _partition_columns(self, name: str) -> list[str]:
+        return list(self._table(name).detail().select("partitionColumns").first()[0])
+
     def _save(self, writer: Any, name: str) -> None:
-        if self._catalog:
-            writer.saveAsTable(self.location(name))
-        else:
+        if not self._catalog:
             writer.save(self.location(name))
+            return
+        schema = self.location(name).rsplit(".", 1)[0]
+        self._spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        writer.saveAsTable(self.location(name))
+
+    @contextmanager
+    def _commit_metadata(self, operation: str, parameters: dict[str, Any]) -> Iterator[None]:
+        """Every commit made inside the block carries our operation and parameters."""
+        self._spark.conf.set(USER_METADATA, commit_metadata(operation, parameters))
+        try:
+            yield
+        except AnalysisException as error:
+            raise TableError(f"{operation}: {error}") from error
+        finally:
+            self._spark.conf.unset(USER_METADATA)
+
+
+def _absolute(root: str) -> str:
+    """A local folder as an absolute path, as delta-rs resolves it; a URI (s3a://, dbfs:) as given."""
+    root = root.rstrip("/")
+    if "://" in root or root.startswith(("dbfs:", "/Volumes/")):
+        return root
+    return str(Path(root.removeprefix("file:")).resolve())
+
+
+def _sql_string(value: Any) -> str:
+    if isinstance(value, dt.date):
+        value = value.isoformat()
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _none(spark: SparkSession) -> Any:
+    """Scala's ``None``, for a JVM method whose optional arguments py4j cannot leave out."""
+    return spark._jvm.scala.Option.empty()
