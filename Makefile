@@ -48,8 +48,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# torch's CUDA runtime packages (nvidia-*, cuda-*, triton) stay out of the lock: pip takes them from
+# torch's own metadata when it installs PyPI's build, and none when it finds a local CPU wheel.
 lock: $(STAMP)
-	$(PIP) freeze --exclude-editable | sed 's/+cpu$$//' | grep -v '^horovod' > requirements/lock.txt.new
+	grep '^#' requirements/lock.txt > requirements/lock.txt.new
+	$(PIP) freeze --all --exclude-editable | sed 's/+c[a-z0-9]*$$//' \
+	  | grep -v -E '^(horovod|pip|nvidia-|cuda-|triton)' >> requirements/lock.txt.new
 	mv requirements/lock.txt.new requirements/lock.txt
 
 clean:

@@ -231,6 +231,8 @@ def _apply_override(tree: dict[str, Any], override: str) -> None:
     except yaml.YAMLError as error:
         raise ConfigError(f"override {override!r}: value is not valid YAML: {error}") from error
     *parents, leaf = key_path.strip().split(".")
+    if parents[:2] == ["spark", "conf"] and len(parents) > 2:  # spark.conf.<a Spark key with dots>
+        parents, leaf = ["spark", "conf"], ".".join([*parents[2:], leaf])
     node = tree
     for depth, part in enumerate(parents):
         child = node.setdefault(part, {})
@@ -295,6 +297,8 @@ def _coerce_scalar(expected: type, value: Any, path: str) -> Any:
         return float(value)
     if expected is str and isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)  # YAML reads "4" or 1.5 as numbers where a string (e.g. a Spark conf) is meant
+    if expected is str and isinstance(value, bool):
+        return "true" if value else "false"  # likewise true/false, spelt as Spark and Hadoop spell them
     if expected is dt.date and isinstance(value, str):
         try:
             return dt.date.fromisoformat(value)

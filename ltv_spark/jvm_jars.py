@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-DELTA_VERSION = "3.3.2"  # Delta Lake for Spark 3.5 (Scala 2.12)
+DELTA_VERSION = "3.3.3"  # Spark 3.5 (Scala 2.12); 3.3.2 breaks saveAsTable overwrite on Spark >= 3.5.6 (delta-io/delta#4671)
 HADOOP_VERSION = "3.3.4"  # pyspark 3.5.9's Hadoop client (pyspark/jars/hadoop-client-api-3.3.4.jar)
 ARTIFACTS = (
     ("io.delta", f"delta-spark_2.12:{DELTA_VERSION}"),  # pulls io.delta:delta-storage
@@ -59,7 +59,6 @@ def fetch(folder: Path | None = None) -> list[Path]:
             mvn,
             "-q",
             "-B",
-            "-Dstyle.color=never",
             "-f",
             str(pom),
             "dependency:copy-dependencies",
@@ -67,7 +66,9 @@ def fetch(folder: Path | None = None) -> list[Path]:
             "-DincludeScope=runtime",
             f"-DexcludeArtifactIds={','.join(ALREADY_IN_PYSPARK)}",
         ]
-        subprocess.run(command, check=True)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"mvn failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     (folder / COMPLETE_MARK).write_text(" ".join(f"{g}:{a}" for g, a in ARTIFACTS) + "\n")
     return sorted(folder.glob("*.jar"))
 
@@ -89,7 +90,7 @@ def main() -> int:
     """``python -m ltv_spark.jvm_jars``: fetch once, or say clearly that delta-rs alone will run."""
     try:
         jars = fetch()
-    except (FileNotFoundError, subprocess.CalledProcessError) as error:
+    except (FileNotFoundError, RuntimeError) as error:
         print(f"[jars] not fetched ({error}); tables will run on delta-rs only", file=sys.stderr)
         return 0
     print(f"[jars] {len(jars)} jars in {jars_dir()}")

@@ -9,6 +9,7 @@ without having run them.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
@@ -17,6 +18,7 @@ from ltv_spark.config import Config, load_config
 from ltv_spark.jvm_jars import cached_jars, jars_dir
 from ltv_spark.session import build_spark, delta_connector_loaded
 from ltv_spark.tables import DeltaRsStore, SparkDeltaStore, TableStore
+from tests.s3_server import LocalS3
 
 TEST_OVERRIDES = [
     "spark.master=local[2]",
@@ -28,8 +30,28 @@ ENGINES = ("delta-rs", "spark-delta")
 
 
 @pytest.fixture(scope="session")
-def config() -> Config:
-    return load_config("local", TEST_OVERRIDES)
+def s3() -> LocalS3:
+    """The local S3 server, for the whole run (its state is per key: tests use their own prefixes)."""
+    with LocalS3() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def metastore(tmp_path_factory) -> Path:
+    """A Hive metastore (embedded Derby) and warehouse for catalog tables, outside the checkout."""
+    return tmp_path_factory.mktemp("metastore")
+
+
+@pytest.fixture(scope="session")
+def config(s3: LocalS3, metastore: Path) -> Config:
+    catalog = [
+        "spark.conf.spark.sql.catalogImplementation=hive",
+        f"spark.conf.spark.sql.warehouse.dir={metastore / 'warehouse'}",
+        f"spark.conf.spark.hadoop.javax.jdo.option.ConnectionURL="
+        f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true",
+        f"spark.conf.spark.driver.extraJavaOptions=-Dderby.system.home={metastore}",
+    ]
+    return load_config("local", [*TEST_OVERRIDES, *s3.spark_overrides(), *catalog])
 
 
 @pytest.fixture(scope="session")

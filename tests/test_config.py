@@ -63,3 +63,9 @@ def it_round_trips_to_a_plain_dict():
     plain = config_to_dict(load_config("local"))
     assert plain["world"]["start_date"] == "2025-06-01"
     assert plain["spark"]["conf"]["spark.sql.session.timeZone"] == "UTC"
+
+
+def it_takes_a_dotted_spark_key_whole_under_spark_conf():
+    config = load_config("local", ["spark.conf.spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:9000"])
+    assert config.spark.conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    assert config.spark.conf["spark.ui.enabled"] == "false"  # the overlay's keys stay

@@ -119,6 +119,12 @@ def it_overwrites_only_the_named_partitions(spark, store):
     assert [h["version"] for h in store.history("t.x", limit=1)] == [2]
 
 
+def it_creates_a_missing_table_on_a_partition_overwrite(spark, store):
+    store.overwrite(frame(spark, ROWS), "t.x", partition_by=["d"], replace_partitions={"d": ["2024-01-01"]})
+    assert store.read("t.x").count() == 2 and store.version("t.x") == 0
+    assert DeltaTable(store.location("t.x")).metadata().partition_columns == ["d"]
+
+
 def it_refuses_an_append_whose_schema_differs(spark, store):
     store.append(frame(spark, ROWS), "t.x")
     with pytest.raises(SchemaMismatch, match=r"missing columns \['d'\].*unexpected columns \['w'\]"):

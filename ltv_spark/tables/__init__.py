@@ -43,7 +43,7 @@ def open_store(spark: SparkSession, config: TablesConfig) -> TableStore:
         if not delta_connector_loaded(spark):
             raise TableError(
                 "tables.engine=spark-delta but Spark's Delta connector is not on the classpath: "
-                "add --packages io.delta:delta-spark_2.12:3.3.2 (or set tables.engine=delta-rs)"
+                "add --packages io.delta:delta-spark_2.12:3.3.3 (or set tables.engine=delta-rs)"
             )
         return SparkDeltaStore(spark, config.root, config.catalog)
     return DeltaRsStore(spark, config.root, config.staging_dir)

@@ -6,7 +6,9 @@ Files are written by the executors straight into the table and committed by the 
 optimistic transaction, on any file system Hadoop reaches (``s3a://`` included).
 
 With a catalog configured, ``bronze.events`` is the managed table ``<catalog>.bronze.events``
-(``saveAsTable``, ``DeltaTable.forName``); otherwise it is the folder ``<root>/bronze/events``.
+(``saveAsTable``, ``DeltaTable.forName``): on Databricks a Unity Catalog name (catalog, schema,
+table); with ``spark_catalog``, the session catalog's ``bronze.events`` (a Hive metastore). Without
+one it is the folder ``<root>/bronze/events``.
 Each commit carries ``{"ltv_operation", "ltv_parameters"}`` as Delta's userMetadata, so that
 ``history`` reads the same on both engines.
 """
@@ -33,6 +35,7 @@ from ltv_spark.tables.base import (
     split_name,
 )
 
+SESSION_CATALOG = "spark_catalog"  # Spark's own catalog (a Hive metastore, or Databricks' hive_metastore)
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"  # Delta's per-commit comment
 
 
@@ -50,6 +53,8 @@ class SparkDeltaStore:
     # ---------------------------------------------------------------- inspect
     def location(self, name: str) -> str:
         schema, table = split_name(name)
+        if self._catalog == SESSION_CATALOG:  # open-source DeltaTable.forName parses two parts only
+            return f"{schema}.{table}"
         if self._catalog:
             return f"{self._catalog}.{schema}.{table}"
         return f"{self._root}/{schema}/{table}"
@@ -99,9 +104,10 @@ class SparkDeltaStore:
         replace_partitions: Mapping[str, Sequence[str]] | None = None,
     ) -> int:
         writer = df.write.format("delta").mode("overwrite")
-        if self.exists(name):
+        exists = self.exists(name)
+        if exists:
             partition_by = self._partition_columns(name)  # an existing table keeps its layout
-        if replace_partitions:
+        if replace_partitions and exists:  # a new table is created whole, as on delta-rs
             check_same_columns(name, self._schema(name), df.schema)
             condition = " AND ".join(
                 f"`{col}` IN ({', '.join(_sql_string(v) for v in values)})"
@@ -116,7 +122,7 @@ class SparkDeltaStore:
             parameters = {"replace_partitions": []}
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        operation = "OVERWRITE" if self.exists(name) else "CREATE OR REPLACE"
+        operation = "OVERWRITE" if exists else "CREATE OR REPLACE"
         with self._commit_metadata(operation, parameters):
             self._save(writer, name)
         return self.version(name)
