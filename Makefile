@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_features
 	$(BIN)/python -m benchmarks.bench_training
 	$(BIN)/python -m benchmarks.bench_scoring
+	$(BIN)/python -m benchmarks.bench_engines
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -20,12 +20,31 @@ class BuildWithConf(build_py):
             self.copy_file(str(path), str(target / path.name))
 
 
-def direct_requirements() -> list[str]:
-    """The pinned direct dependencies (requirements/base.in), minus test and build tools."""
-    dev_only = {"pytest", "chispa", "ruff", "setuptools", "wheel"}
-    lines = (HERE / "requirements" / "base.in").read_text().splitlines()
-    pins = [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
-    return [pin for pin in pins if pin.split("==")[0] not in dev_only]
+# What the wheel asks of the environment it is installed into. Ranges, not pins: on a Databricks ML
+# runtime (15.4 / 16.4 LTS) pip must keep the runtime's own Spark, torch, numpy, pandas and pyarrow
+# (tests/test_packaging.py resolves the wheel against each runtime's versions). The exact versions
+# of the local environment live in requirements/lock.txt. Spark itself (pyspark, and delta-spark,
+# whose Python half Databricks builds in) is an extra, for machines that have no Spark.
+INSTALL_REQUIRES = [
+    "numpy>=1.23.5,<2",  # petastorm uses np.unicode_
+    "pandas>=1.5.3,<2.3",  # pyspark 3.5's pandas UDFs
+    "pyarrow>=14.0.1,<16",  # petastorm needs the legacy ParquetDataset (gone in 16)
+    "torch>=2.3,<2.14",
+    "petastorm>=0.12.1,<0.13",
+    "deltalake>=1.6,<2",  # delta-rs: tables without the JVM connector
+    "pyyaml>=6.0,<7",
+    "lifetimes>=0.11.3,<0.12",
+    "scipy>=1.10,<1.14",
+    "scikit-learn>=1.3,<1.6",
+    "duckdb>=1.1,<2",
+    "matplotlib>=3.7,<3.10",
+    "cloudpickle>=2.2,<4",
+    "psutil>=5.9,<7",
+]
+EXTRAS_REQUIRE = {
+    "spark": ["pyspark>=3.5.3,<3.6", "delta-spark>=3.3.3,<3.4"],
+    "horovod": ["horovod==0.28.1"],
+}
 
 
 setup(
@@ -34,10 +53,10 @@ setup(
     description="Distributed customer lifetime value prediction: Spark, Delta, a Transformer, Horovod.",
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
-    python_requires=">=3.10,<3.12",
+    python_requires=">=3.10,<3.13",
     packages=find_packages(include=["ltv_spark", "ltv_spark.*"]),
-    install_requires=direct_requirements(),
-    extras_require={"horovod": ["horovod==0.28.1"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["ltv=ltv_spark.cli:main"]},
     cmdclass={"build_py": BuildWithConf},
 )

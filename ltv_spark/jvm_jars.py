@@ -16,7 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-DELTA_VERSION = "3.3.3"  # Spark 3.5 (Scala 2.12); 3.3.2 breaks saveAsTable overwrite on Spark >= 3.5.6 (delta-io/delta#4671)
+# Delta for Spark 3.5 (Scala 2.12). Not 3.3.2: on Spark >= 3.5.6 its saveAsTable in overwrite mode
+# fails ("does not support truncate in batch mode", delta-io/delta#4671, fixed in 3.3.3).
+DELTA_VERSION = "3.3.3"
 HADOOP_VERSION = "3.3.4"  # pyspark 3.5.9's Hadoop client (pyspark/jars/hadoop-client-api-3.3.4.jar)
 ARTIFACTS = (
     ("io.delta", f"delta-spark_2.12:{DELTA_VERSION}"),  # pulls io.delta:delta-storage
@@ -50,7 +52,9 @@ def fetch(folder: Path | None = None) -> list[Path]:
         return sorted(folder.glob("*.jar"))
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise FileNotFoundError("mvn not found (apt-get install maven): the Delta JVM connector is not cached")
+        raise FileNotFoundError(
+            "mvn not found (apt-get install maven): the Delta JVM connector is not cached"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         pom = Path(work) / "pom.xml"

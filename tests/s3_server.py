@@ -61,7 +61,9 @@ class LocalS3:
         """Land every file under ``folder`` at ``prefix`` (same relative paths); the count landed."""
         client, count = self.client(), 0
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            client.upload_file(str(path), BUCKET, f"{prefix.strip('/')}/{path.relative_to(folder).as_posix()}")
+            client.upload_file(
+                str(path), BUCKET, f"{prefix.strip('/')}/{path.relative_to(folder).as_posix()}"
+            )
             count += 1
         return count
 

@@ -14,7 +14,7 @@ import pytest
 from ltv_spark.config import IngestConfig
 from ltv_spark.contract import RAW_COLUMNS, Reason
 from ltv_spark.pipeline import EVENTS, INGEST_FILES, QUARANTINE, ingest_raw
-from ltv_spark.tables import delta_rs
+from ltv_spark.tables import base as tables_base
 
 NOW = dt.datetime(2025, 6, 10, 12, 0)
 T = "2025-06-0{}T10:00:00.000Z"
@@ -119,11 +119,11 @@ def it_finishes_an_interrupted_batch_exactly_once(spark, store, tmp_path, monkey
         if name == INGEST_FILES:
             raise RuntimeError("simulated crash after bronze was committed")
 
-    monkeypatch.setattr(delta_rs, "before_commit", crash_before_file_log)
+    monkeypatch.setattr(tables_base, "before_commit", crash_before_file_log)
     with pytest.raises(RuntimeError, match="simulated crash"):
         ingest_raw(spark, store, config(raw), now=NOW)
     assert store.read(EVENTS).count() == len(GOOD)  # bronze got its batch ...
-    monkeypatch.setattr(delta_rs, "before_commit", None)
+    monkeypatch.setattr(tables_base, "before_commit", None)
     resumed = ingest_raw(spark, store, config(raw), now=dt.datetime(2030, 1, 1))
     bronze, quarantine = table_counts(store)
     assert (bronze, quarantine) == (len(GOOD), input_rows - len(GOOD) - 1)  # ... and not twice

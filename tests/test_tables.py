@@ -155,7 +155,9 @@ def it_shares_tables_between_the_engines(spark, tmp_path, writer, reader):
     first.append(frame(spark, ROWS), "t.x", partition_by=["d"], app_id="job", batch_id=0)
     first.merge(frame(spark, [(2, "B", dt.date(2024, 1, 2))]), "t.x", keys=["k"])
     expected = [(1, "a", dt.date(2024, 1, 1)), (2, "B", dt.date(2024, 1, 2))]
-    assert_df_equality(second.read("t.x"), frame(spark, expected), ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(
+        second.read("t.x"), frame(spark, expected), ignore_row_order=True, ignore_nullable=True
+    )
     assert second.committed_batch("t.x", "job") == 0
     assert second.append(frame(spark, ROWS), "t.x", app_id="job", batch_id=0) is None
     second.append(frame(spark, [(3, "c", dt.date(2024, 1, 3))]), "t.x", app_id="job", batch_id=1)
@@ -191,7 +193,8 @@ def it_leaves_the_table_unchanged_when_killed_between_files_and_commit(spark, st
                 os.kill(driver, signal.SIGKILL)
             return v
 
-        rows = spark.sparkContext.parallelize([(7, "written", dt.date(2024, 1, 7)), (8, "x", dt.date(2024, 1, 8))], 2)
+        rows = [(7, "written", dt.date(2024, 1, 7)), (8, "x", dt.date(2024, 1, 8))]
+        rows = spark.sparkContext.parallelize(rows, 2)  # one task per row: the first one's file lands
         df = spark.createDataFrame(rows, "{SCHEMA}").withColumn("v", kill_on_the_last_row("k", "v"))
         store.append(df, "t.x")
         """
@@ -250,9 +253,9 @@ def it_leaves_the_table_unchanged_when_killed_after_moving_files_into_it(spark, 
         import os, signal, datetime as dt
         from ltv_spark.config import load_config
         from ltv_spark.session import build_spark
-        from ltv_spark.tables import delta_rs
+        from ltv_spark.tables import base, delta_rs
         spark = build_spark(load_config("local", ["spark.master=local[1]"]))
-        delta_rs.before_commit = lambda name: os.kill(os.getpid(), signal.SIGKILL)
+        base.before_commit = lambda name: os.kill(os.getpid(), signal.SIGKILL)
         store = delta_rs.DeltaRsStore(spark, {str(tmp_path / "warehouse")!r})
         rows = [(7, "killed", dt.date(2024, 1, 7))]
         store.append(spark.createDataFrame(rows, "{SCHEMA}"), "t.x")

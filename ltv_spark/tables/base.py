@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
+
+# Called with the table's name just before a write commits: on delta-rs once its files are in the
+# table, on the JVM connector before its writer starts (Spark writes and commits in one call).
+# Tests set it to crash or kill the process at that point; None in production.
+before_commit: Callable[[str], None] | None = None
+
+
+def call_before_commit(name: str) -> None:
+    """Run the ``before_commit`` hook, if a test installed one."""
+    if before_commit is not None:
+        before_commit(name)
 
 
 class TableError(RuntimeError):
@@ -106,9 +117,9 @@ def history_record(
     field every Delta engine keeps), so a table reads the same history whichever engine wrote it.
     """
     if isinstance(timestamp, int):
-        timestamp = dt.datetime.fromtimestamp(timestamp / 1000, dt.timezone.utc)
+        timestamp = dt.datetime.fromtimestamp(timestamp / 1000, dt.UTC)
     elif timestamp.tzinfo is None:  # Spark returns session-time (UTC) datetimes without a zone
-        timestamp = timestamp.replace(tzinfo=dt.timezone.utc)
+        timestamp = timestamp.replace(tzinfo=dt.UTC)
     ours = json.loads(user_metadata) if user_metadata else {}
     return {
         "version": int(version),

@@ -44,6 +44,7 @@ from ltv_spark.tables.base import (
     TableError,
     TableNotFound,
     all_nullable_schema,
+    call_before_commit,
     check_same_columns,
     check_unique_keys,
     commit_metadata,
@@ -53,9 +54,6 @@ from ltv_spark.tables.base import (
 from ltv_spark.tables.features import check_readable, check_writable
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
-
-# Called between "files written" and "commit". Tests set it to kill the process at that point.
-before_commit: Callable[[str], None] | None = None
 
 
 class DeltaRsStore:
@@ -244,8 +242,7 @@ class DeltaRsStore:
         return self.version(name)
 
     def _commit(self, name: str, commit: Callable[[], None]) -> None:
-        if before_commit is not None:
-            before_commit(name)
+        call_before_commit(name)  # the files are in the table, the commit is next
         commit()
 
     def _write_files(self, df: DataFrame, name: str, partition_by: Sequence[str]) -> list[AddAction]:

@@ -28,6 +28,7 @@ from pyspark.sql.utils import AnalysisException
 from ltv_spark.tables.base import (
     TableError,
     TableNotFound,
+    call_before_commit,
     check_same_columns,
     check_unique_keys,
     commit_metadata,
@@ -115,7 +116,9 @@ class SparkDeltaStore:
             )
             writer = writer.option("replaceWhere", condition)
             parameters: dict[str, Any] = {
-                "replace_partitions": [[c, "in", [str(v) for v in vs]] for c, vs in replace_partitions.items()]
+                "replace_partitions": [
+                    [c, "in", [str(v) for v in vs]] for c, vs in replace_partitions.items()
+                ]
             }
         else:
             writer = writer.option("overwriteSchema", "true")
@@ -123,7 +126,7 @@ class SparkDeltaStore:
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         operation = "OVERWRITE" if exists else "CREATE OR REPLACE"
-        with self._commit_metadata(operation, parameters):
+        with self._commit_metadata(name, operation, parameters):
             self._save(writer, name)
         return self.version(name)
 
@@ -147,20 +150,20 @@ class SparkDeltaStore:
             writer = writer.partitionBy(*partition_by)
         if app_id is not None:
             writer = writer.option("txnAppId", app_id).option("txnVersion", batch_id)
-        with self._commit_metadata("APPEND", {"app_id": app_id, "batch_id": batch_id}):
+        with self._commit_metadata(name, "APPEND", {"app_id": app_id, "batch_id": batch_id}):
             self._save(writer, name)
         return self.version(name)
 
     def merge(self, df: DataFrame, name: str, keys: Sequence[str], partition_by: Sequence[str] = ()) -> int:
         check_unique_keys(df, keys)
         if not self.exists(name):
-            with self._commit_metadata("MERGE", {}):
+            with self._commit_metadata(name, "MERGE", {}):
                 writer = df.write.format("delta").mode("errorifexists")
                 self._save(writer.partitionBy(*partition_by) if partition_by else writer, name)
             return self.version(name)
         check_same_columns(name, self._schema(name), df.schema)
         condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-        with self._commit_metadata("MERGE", {"keys": list(keys)}):
+        with self._commit_metadata(name, "MERGE", {"keys": list(keys)}):
             (
                 self._table(name)
                 .alias("t")
@@ -200,10 +203,11 @@ class SparkDeltaStore:
         writer.saveAsTable(self.location(name))
 
     @contextmanager
-    def _commit_metadata(self, operation: str, parameters: dict[str, Any]) -> Iterator[None]:
+    def _commit_metadata(self, name: str, operation: str, parameters: dict[str, Any]) -> Iterator[None]:
         """Every commit made inside the block carries our operation and parameters."""
         self._spark.conf.set(USER_METADATA, commit_metadata(operation, parameters))
         try:
+            call_before_commit(name)
             yield
         except AnalysisException as error:
             raise TableError(f"{operation}: {error}") from error
