@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from ltv_spark.config import Config, load_config
+from ltv_spark.config import Config, TablesConfig, load_config
 from ltv_spark.jvm_jars import cached_jars, jars_dir
 from ltv_spark.session import build_spark, delta_connector_loaded
-from ltv_spark.tables import DeltaRsStore, SparkDeltaStore, TableStore
+from ltv_spark.tables import TableStore, open_store
 from tests.s3_server import LocalS3
 
 TEST_OVERRIDES = [
@@ -71,11 +71,10 @@ def require_jvm_engine(spark: SparkSession) -> None:
 
 
 def open_engine(spark: SparkSession, engine: str, root: str) -> TableStore:
-    """A store of the named engine on ``root``."""
+    """A store of the named engine on ``root``, opened as the jobs open theirs (``open_store``)."""
     if engine == "spark-delta":
         require_jvm_engine(spark)
-        return SparkDeltaStore(spark, root)
-    return DeltaRsStore(spark, root)
+    return open_store(spark, TablesConfig(engine=engine, root=root))
 
 
 @pytest.fixture(params=ENGINES)
