@@ -1,4 +1,4 @@
-"""A trained model on disk: one versioned folder holding everything needed to use or resume it.
+"""A trained model in storage: one versioned folder holding everything needed to use or resume it.
 
 <models_root>/v0003/
     checkpoint.pt       model + optimizer state, epoch, history (rewritten each epoch)
@@ -6,77 +6,87 @@
     model_config.json   train_config.json  scaling.json  features.json  data_versions.json
     metrics.json        per-epoch metrics;  COMPLETE when training ended normally
 <models_root>/PROMOTED  the version production scores with (ltv refresh promotes after retraining)
+
+``models_root`` is a local folder or an ``s3a://`` URI (ltv_spark.storage): Horovod's rank 0
+writes the model from whichever executor it runs on, and the driver reads it from there.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ltv_spark.storage import Location
+
 COMPLETE = "COMPLETE"
 PROMOTED = "PROMOTED"  # under models_root: the name of the version that scores production
+VERSION_PATTERN = "v[0-9][0-9][0-9][0-9]"
+
+Where = str | Path | Location
 
 
-def next_version_dir(models_root: str) -> Path:
-    """A new empty version folder (v0001, v0002, ...)."""
-    root = Path(models_root)
-    root.mkdir(parents=True, exist_ok=True)
-    numbers = [int(p.name[1:]) for p in root.glob("v[0-9][0-9][0-9][0-9]") if p.is_dir()]
-    path = root / f"v{max(numbers, default=0) + 1:04d}"
-    path.mkdir()
-    return path
+def next_version_dir(models_root: Where) -> Location:
+    """A new version folder (v0001, v0002, ...), marked as taken by an empty metrics file.
+
+    The driver alone numbers versions (one training per models root at a time: the refresh lease).
+    """
+    root = Location.of(models_root)
+    numbers = [int(p.name[1:]) for p in root.children(VERSION_PATTERN)]
+    folder = root / f"v{max(numbers, default=0) + 1:04d}"
+    folder.mkdir()
+    write_json(folder, "metrics.json", [])  # an object store has no empty folders: this one exists
+    return folder
 
 
-def version_dirs(models_root: str, complete_only: bool = True) -> list[Path]:
+def version_dirs(models_root: Where, complete_only: bool = True) -> list[Location]:
     """Every version folder, oldest first (only those whose training completed, by default)."""
-    versions = sorted(p for p in Path(models_root).glob("v[0-9][0-9][0-9][0-9]") if p.is_dir())
-    return [p for p in versions if (p / COMPLETE).exists()] if complete_only else versions
+    versions = Location.of(models_root).children(VERSION_PATTERN)
+    return [v for v in versions if (v / COMPLETE).exists()] if complete_only else versions
 
 
-def latest_version_dir(models_root: str, complete_only: bool = True) -> Path | None:
+def latest_version_dir(models_root: Where, complete_only: bool = True) -> Location | None:
     versions = version_dirs(models_root, complete_only)
     return versions[-1] if versions else None
 
 
-def promoted_version_dir(models_root: str) -> Path | None:
+def promoted_version_dir(models_root: Where) -> Location | None:
     """The promoted version; before any promotion, the latest complete one."""
-    marker = Path(models_root) / PROMOTED
+    marker = Location.of(models_root) / PROMOTED
     if marker.exists():
-        return Path(models_root) / marker.read_text().strip()
+        return Location.of(models_root) / marker.read_text().strip()
     return latest_version_dir(models_root)
 
 
-def promote(models_root: str, folder: Path | str) -> None:
-    """Make ``folder`` the version that scores production (atomically: write then rename)."""
-    marker = Path(models_root) / PROMOTED
-    temporary = marker.with_suffix(".tmp")
-    temporary.write_text(f"{Path(folder).name}\n")
-    os.replace(temporary, marker)
+def promote(models_root: Where, folder: Where) -> None:
+    """Make ``folder`` the version that scores production (one atomic write of the marker)."""
+    (Location.of(models_root) / PROMOTED).write_text(f"{Location.of(folder).name}\n")
 
 
-def write_json(folder: Path | str, name: str, data: Any) -> None:
-    """Atomically (write then rename), so a killed job never leaves half a file."""
-    path = Path(folder) / name
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(temporary, path)
+def write_json(folder: Where, name: str, data: Any) -> None:
+    """Atomically (see Location.write_bytes), so a killed job never leaves half a file."""
+    (Location.of(folder) / name).write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def read_json(folder: Path | str, name: str) -> Any:
-    return json.loads((Path(folder) / name).read_text())
+def read_json(folder: Where, name: str) -> Any:
+    return json.loads((Location.of(folder) / name).read_text())
 
 
-def save_torch(folder: Path | str, name: str, state: dict[str, Any]) -> None:
-    path = Path(folder) / name
-    temporary = path.with_suffix(".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+def save_torch(folder: Where, name: str, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    (Location.of(folder) / name).write_bytes(buffer.getvalue())
 
 
-def load_torch(folder: Path | str, name: str) -> dict[str, Any] | None:
-    path = Path(folder) / name
-    return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
+def load_torch(folder: Where, name: str) -> dict[str, Any] | None:
+    path = Location.of(folder) / name
+    if not path.exists():
+        return None
+    return torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=False)
+
+
+def mark_complete(folder: Where) -> None:
+    (Location.of(folder) / COMPLETE).write_text("ok\n")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from ltv_spark.config import Config, ConfigError, load_config
 from ltv_spark.dataset import plan_cutoffs
-from ltv_spark.lock import Locked
+from ltv_spark.lease import Locked
 from ltv_spark.pipeline import (
     CDNOW_EVENTS,
     CDNOW_QUARANTINE,

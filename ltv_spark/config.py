@@ -122,11 +122,11 @@ class ScoreConfig:
 
 @dataclass(frozen=True)
 class RefreshConfig:
-    """The daily job (ltv refresh): which model scores, when to retrain, where the lock lives."""
+    """The daily job (ltv refresh): which model scores, when to retrain, how long its lease lasts."""
 
     model: str = "promoted"  # the promoted version (the latest complete one before any promotion)
     retrain_weekday: int | None = 0  # 0 = Monday .. 6 = Sunday; null: never retrain in the refresh
-    lock_dir: str = "data/locks"  # on a file system every driver that may start the job shares
+    lease_minutes: float = 360  # a dead job's lease (ops.leases) frees after this; a backfill renews daily
 
 
 @dataclass(frozen=True)

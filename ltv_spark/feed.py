@@ -3,6 +3,12 @@
 ``to_model_rows`` turns joined examples into the four fixed-length columns the model reads;
 ``petastorm_converter`` materializes them once (under a configured cache folder) and each rank
 reads its own shard with ``make_torch_dataloader(cur_shard=rank, shard_count=size)``.
+
+The cache is a local folder (one machine, or a shared mount) or an ``s3a://`` URI, which every
+executor of a multi-node cluster reads. Petastorm opens non-local URLs through fsspec, whose own
+S3 implementation (s3fs) is not installed: this module registers pyarrow's S3 client (the one
+ltv_spark.storage uses, configured by the AWS environment) under the s3a and s3 protocols, in
+every process that imports it (the driver and each training rank).
 """
 
 from __future__ import annotations
@@ -12,14 +18,17 @@ import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
+import fsspec
+import pyarrow.filesystem as legacy_pyarrow_fs
 import torch
+from fsspec.implementations.arrow import ArrowFSWrapper
 from petastorm.spark import SparkDatasetConverter, make_spark_converter
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ltv_spark.scaling import FeatureScaling
+from ltv_spark.storage import OBJECT_STORE_SCHEMES, Location, object_store_filesystem
 
 MODEL_COLUMNS = ("static", "sequence", "mask", "value")
 
@@ -28,6 +37,23 @@ MODEL_COLUMNS = ("static", "sequence", "mask", "value")
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"petastorm(\.|$)")
 warnings.filterwarnings("ignore", category=FutureWarning, message=r".*(pyarrow|ParquetDataset|legacy).*")
 logging.getLogger("petastorm").setLevel(logging.WARNING)
+
+
+class ObjectStoreFileSystem(ArrowFSWrapper, legacy_pyarrow_fs.FileSystem):
+    """fsspec's face on pyarrow's S3 client, for the s3a:// URLs Petastorm resolves.
+
+    Also a (deprecated) ``pyarrow.filesystem.FileSystem``: Petastorm 0.12 then opens the files with
+    pyarrow's legacy ParquetDataset, as it does local ones (the new one refuses its arguments).
+    """
+
+    protocol = OBJECT_STORE_SCHEMES
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(object_store_filesystem(), **kwargs)
+
+
+for _scheme in OBJECT_STORE_SCHEMES:
+    fsspec.register_implementation(_scheme, ObjectStoreFileSystem, clobber=True)
 
 
 def to_model_rows(examples: DataFrame, scaling: FeatureScaling) -> DataFrame:
@@ -41,15 +67,16 @@ def to_model_rows(examples: DataFrame, scaling: FeatureScaling) -> DataFrame:
 
 
 def petastorm_converter(
-    spark: SparkSession, rows: DataFrame, cache_dir: str, min_files: int = 8
+    spark: SparkSession, rows: DataFrame, cache_dir: str | Location, min_files: int = 8
 ) -> SparkDatasetConverter:
     """Materialize ``rows`` as Parquet under ``cache_dir`` for Petastorm readers (delete() when done).
 
     Petastorm shards by row group and refuses more shards than row groups, so the rows are spread
     over at least ``min_files`` files (one row group each at these sizes): enough for 8 ranks.
     """
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, Path(cache_dir).resolve().as_uri())
+    cache = Location.of(cache_dir)
+    cache.mkdir()
+    spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, cache.as_uri())
     selected = rows.select(*MODEL_COLUMNS)
     if selected.rdd.getNumPartitions() < min_files:
         selected = selected.repartition(min_files)

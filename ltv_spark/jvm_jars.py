@@ -5,10 +5,16 @@ them once from Maven Central with ``mvn`` (``python -m ltv_spark.jvm_jars``, run
 cache outside git, keyed by the versions; the local session then lists the files in
 ``spark.jars``, so nothing is resolved or downloaded when Spark starts. Without Maven the cache
 stays empty and every table runs on delta-rs.
+
+With them it compiles one class of our own (``ltv_spark/jvm/S3ConditionalPutLogStore.java``, a
+Delta log store that commits on ``s3a://`` with S3's conditional PUT, so that several drivers can
+write one table) into a jar beside them, named by a hash of its source: edit it and ``make``
+rebuilds it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -27,6 +33,9 @@ ARTIFACTS = (
 ALREADY_IN_PYSPARK = ("scala-library", "antlr4-runtime")  # pyspark/jars ships both, same versions
 CACHE_KEY = f"delta-spark-{DELTA_VERSION}_hadoop-aws-{HADOOP_VERSION}"
 COMPLETE_MARK = ".complete"
+LOG_STORE_SOURCE = Path(__file__).parent / "jvm" / "S3ConditionalPutLogStore.java"
+LOG_STORE_CLASS = "ltvspark.delta.S3ConditionalPutLogStore"
+LOG_STORE_JAR_PREFIX = "ltv-s3-logstore-"
 
 
 def jars_dir() -> Path:
@@ -38,11 +47,55 @@ def jars_dir() -> Path:
 
 
 def cached_jars() -> list[Path]:
-    """The cached jar files, or [] when the fetch never completed (no Maven, no network)."""
+    """The cached jar files, or [] when the fetch never completed (no Maven, no network).
+
+    A log-store jar built from an older source is left out (``make`` builds the current one).
+    """
     folder = jars_dir()
     if not (folder / COMPLETE_MARK).exists():
         return []
-    return sorted(folder.glob("*.jar"))
+    current = log_store_jar(folder)
+    return sorted(
+        jar for jar in folder.glob("*.jar") if not jar.name.startswith(LOG_STORE_JAR_PREFIX) or jar == current
+    )
+
+
+def log_store_jar(folder: Path | None = None) -> Path:
+    """Where the jar of the current log-store source lives (it may not be built yet)."""
+    digest = hashlib.sha256(LOG_STORE_SOURCE.read_bytes()).hexdigest()[:12]
+    return (folder or jars_dir()) / f"{LOG_STORE_JAR_PREFIX}{digest}.jar"
+
+
+def build_log_store(folder: Path | None = None) -> Path:
+    """Compile the s3a log store against the cached jars and pyspark's, once per source version."""
+    folder = folder or jars_dir()
+    target = log_store_jar(folder)
+    if target.exists():
+        return target
+    javac, jar = shutil.which("javac"), shutil.which("jar")
+    if javac is None or jar is None:
+        raise FileNotFoundError("javac/jar not found (apt-get install openjdk-17-jdk-headless)")
+    classpath = f"{folder}/*{os.pathsep}{_pyspark_jars()}/*"
+    with tempfile.TemporaryDirectory() as classes:
+        _run([javac, "-nowarn", "-d", classes, "-cp", classpath, str(LOG_STORE_SOURCE)])
+        _run([jar, "cf", str(target), "-C", classes, "."])
+    for stale in folder.glob(f"{LOG_STORE_JAR_PREFIX}*.jar"):
+        if stale != target:
+            stale.unlink()
+    return target
+
+
+def _pyspark_jars() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent / "jars"
+
+
+def _run(command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        name = Path(command[0]).name
+        raise RuntimeError(f"{name} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
 
 
 def fetch(folder: Path | None = None) -> list[Path]:
@@ -70,9 +123,7 @@ def fetch(folder: Path | None = None) -> list[Path]:
             "-DincludeScope=runtime",
             f"-DexcludeArtifactIds={','.join(ALREADY_IN_PYSPARK)}",
         ]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"mvn failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        _run(command)
     (folder / COMPLETE_MARK).write_text(" ".join(f"{g}:{a}" for g, a in ARTIFACTS) + "\n")
     return sorted(folder.glob("*.jar"))
 
@@ -93,11 +144,15 @@ def _pom() -> str:
 def main() -> int:
     """``python -m ltv_spark.jvm_jars``: fetch once, or say clearly that delta-rs alone will run."""
     try:
-        jars = fetch()
+        fetch()
     except (FileNotFoundError, RuntimeError) as error:
         print(f"[jars] not fetched ({error}); tables will run on delta-rs only", file=sys.stderr)
         return 0
-    print(f"[jars] {len(jars)} jars in {jars_dir()}")
+    try:
+        build_log_store()
+    except (FileNotFoundError, RuntimeError) as error:
+        print(f"[jars] s3a log store not built ({error}); s3a:// tables: one driver only", file=sys.stderr)
+    print(f"[jars] {len(cached_jars())} jars in {jars_dir()}")
     return 0
 
 

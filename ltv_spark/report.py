@@ -1,10 +1,11 @@
 """An evaluation's report: ``index.html`` (self-contained: plots inlined) plus each plot as a PNG,
-and the tables as CSV, in one folder per run."""
+and the tables as CSV, in one folder per run: a local folder or an ``s3a://`` URI (ltv_spark.storage)."""
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 from pathlib import Path
 
 import matplotlib
@@ -16,19 +17,22 @@ import numpy as np
 import pandas as pd
 
 from ltv_spark.evaluation import MetricTables, gain_curve, roc_curve, segment_values
+from ltv_spark.storage import Location
 
 PLOTS = ("gain_curves", "deciles", "churn_roc", "segments")
 
 
-def write_report(folder: Path | str, title: str, notes: list[str], tables: MetricTables) -> Path:
-    """Write the report of one evaluation run into ``folder``; returns the path of index.html."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+def write_report(
+    folder: Path | str | Location, title: str, notes: list[str], tables: MetricTables
+) -> Location:
+    """Write the report of one evaluation run into ``folder``; returns the location of index.html."""
+    folder = Location.of(folder)
+    folder.mkdir()
     summary = tables.summary()
     segments = segment_table(tables)
-    summary.to_csv(folder / "metrics.csv", index=False)
-    tables.runs.to_csv(folder / "metrics_per_run.csv", index=False)
-    segments.to_csv(folder / "segments.csv", index=False)
+    (folder / "metrics.csv").write_text(summary.to_csv(index=False))
+    (folder / "metrics_per_run.csv").write_text(tables.runs.to_csv(index=False))
+    (folder / "segments.csv").write_text(segments.to_csv(index=False))
     figures = {
         "gain_curves": plot_gains(tables),
         "deciles": plot_deciles(tables),
@@ -37,10 +41,11 @@ def write_report(folder: Path | str, title: str, notes: list[str], tables: Metri
     }
     images = {}
     for name, figure in figures.items():
-        path = folder / f"{name}.png"
-        figure.savefig(path, dpi=110, bbox_inches="tight")
+        png = io.BytesIO()
+        figure.savefig(png, format="png", dpi=110, bbox_inches="tight")
         plt.close(figure)
-        images[name] = base64.b64encode(path.read_bytes()).decode()
+        (folder / f"{name}.png").write_bytes(png.getvalue())
+        images[name] = base64.b64encode(png.getvalue()).decode()
     page = folder / "index.html"
     page.write_text(_page(title, notes, summary, tables, segments, images))
     return page

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from pyspark.sql import functions as F
 from ltv_spark.artifacts import load_torch, read_json
 from ltv_spark.model import ModelConfig, build_model
 from ltv_spark.scaling import FeatureScaling
+from ltv_spark.storage import Location
 from ltv_spark.ziln import churn_probability, expected_value, p_buy
 
 SCORE_SCHEMA = "user_id string, expected_ltv double, p_buy double, churn_probability double"
@@ -69,7 +69,7 @@ class LoadedModel:
 
 def loaded_model(artifact_dir: str) -> LoadedModel:
     """The worker's copy of the model, loaded on first use."""
-    key = str(Path(artifact_dir).resolve())
+    key = Location.of(artifact_dir).uri
     if key not in _LOADED:
         _LOADED[key] = LoadedModel.load(key)
     return _LOADED[key]

@@ -9,7 +9,7 @@ import sys
 from pyspark.sql import SparkSession
 
 from ltv_spark.config import Config
-from ltv_spark.jvm_jars import cached_jars, jars_dir
+from ltv_spark.jvm_jars import LOG_STORE_CLASS, cached_jars, jars_dir, log_store_jar
 
 LOG = logging.getLogger(__name__)
 
@@ -22,7 +22,8 @@ def build_spark(config: Config) -> SparkSession:
 
     local: a fresh ``local[*]`` session with few shuffle partitions. When the JVM engine is asked for
     (``tables.engine`` spark-delta or auto, or ``spark.jvm_connector``) the jars cached by
-    ``make`` (ltv_spark.jvm_jars) go on the classpath with Delta's extension and catalog; those are
+    ``make`` (ltv_spark.jvm_jars) go on the classpath with Delta's extension and catalog, and our
+    conditional-PUT log store for ``s3a://``; those are
     set only when the jars are there, because naming a missing extension class breaks every query.
     cluster / databricks: the session that spark-submit or the Databricks runtime already started,
     with our settings layered on.
@@ -74,7 +75,12 @@ def _cached_jars_conf(engine: str) -> dict[str, str]:
     """The jars fetched by ``make`` for a local session's classpath: nothing resolves at start."""
     jars = cached_jars()
     if jars:
-        return {"spark.jars": ",".join(str(jar) for jar in jars)}
+        settings = {"spark.jars": ",".join(str(jar) for jar in jars)}
+        if log_store_jar() in jars:  # commits on s3a:// safe across drivers (S3 conditional PUT)
+            settings["spark.delta.logStore.s3a.impl"] = LOG_STORE_CLASS
+        else:
+            LOG.warning("s3a log store not built (run `make`): s3a:// tables are safe for one driver only")
+        return settings
     missing = f"Delta's JVM connector is not cached in {jars_dir()} (run `make`; the fetch needs Maven)"
     if engine == "spark-delta":
         raise RuntimeError(f"{missing}: tables.engine=spark-delta cannot run; use tables.engine=delta-rs")

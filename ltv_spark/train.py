@@ -12,13 +12,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ltv_spark.artifacts import COMPLETE, load_torch, save_torch, write_json
+from ltv_spark.artifacts import load_torch, mark_complete, save_torch, write_json
 from ltv_spark.feed import shard_batches, steps_per_epoch
 from ltv_spark.metrics import normalized_gini
 from ltv_spark.model import ModelConfig, build_model
@@ -67,7 +66,6 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
         optimizer.load_state_dict(checkpoint["optimizer"])
         history = checkpoint["history"]
     if backend.rank == 0:
-        Path(job.artifact_dir).mkdir(parents=True, exist_ok=True)
         write_json(job.artifact_dir, "model_config.json", asdict(job.model))
         for name, value in job.metadata.items():
             write_json(job.artifact_dir, f"{name}.json", value)
@@ -95,7 +93,7 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
                 on_epoch_end(epoch, record)
     if backend.rank == 0:
         write_json(job.artifact_dir, "metrics.json", history)
-        (Path(job.artifact_dir) / COMPLETE).write_text("ok\n")
+        mark_complete(job.artifact_dir)
     return FitResult(history, weights_digest(model))
 
 

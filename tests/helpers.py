@@ -51,5 +51,4 @@ def tiny_overrides(base: Path) -> list[str]:
         *TINY_TRAINING,
         f"train.models_root={base / 'models'}",
         f"train.cache_dir={base / 'cache'}",
-        f"refresh.lock_dir={base / 'locks'}",
     ]

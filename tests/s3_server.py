@@ -6,10 +6,13 @@ reaches it to land raw drops and to look at what was written.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import boto3
 from moto.server import ThreadedMotoServer
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 
 BUCKET = "ltv-test"
 ACCESS_KEY, SECRET_KEY = "testing", "testing"
@@ -56,6 +59,19 @@ class LocalS3:
             "fs.s3a.secret.key": SECRET_KEY,
         }
         return [f"spark.conf.spark.hadoop.{key}={value}" for key, value in settings.items()]
+
+    def environment(self) -> dict[str, str]:
+        """The AWS environment that points pyarrow (ltv_spark.storage) and boto3 at this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_REGION": "us-east-1",
+        }
+
+    def executor_overrides(self) -> list[str]:
+        """Config overrides that give every executor the same environment (spark.executorEnv)."""
+        return [f"spark.conf.spark.executorEnv.{key}={value}" for key, value in self.environment().items()]
 
     def upload(self, folder: Path, prefix: str) -> int:
         """Land every file under ``folder`` at ``prefix`` (same relative paths); the count landed."""

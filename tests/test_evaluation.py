@@ -49,7 +49,7 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     assert len(saved) == len(runs) == 8
     page = result.report.read_text()
     assert all(model in page for model in MODELS)
-    assert all((result.report.parent / f"{plot}.png").stat().st_size > 1000 for plot in PLOTS)
+    assert all(len((result.report.parent / f"{plot}.png").read_bytes()) > 1000 for plot in PLOTS)
     assert page.count("data:image/png;base64,") == len(PLOTS)  # self-contained: plots inlined
 
     models_before = sorted(p.name for p in (tmp_path / "models").iterdir())
@@ -61,7 +61,8 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     pd.testing.assert_series_equal(kept.sort_index(), first.sort_index())
 
 
-def it_prints_mean_and_spread_and_the_fraction_of_the_oracle(tmp_path):
+def two_model_tables() -> MetricTables:
+    """Hand-made metric tables: a transformer over two seeds and the oracle."""
     runs = pd.DataFrame(
         {
             "model": ["transformer", "transformer", "oracle"],
@@ -91,7 +92,11 @@ def it_prints_mean_and_spread_and_the_fraction_of_the_oracle(tmp_path):
     ).assign(mean_predicted=1.0, mean_actual=1.0)
     churn = gains[["model", "seed", "percentile", "users"]].assign(churned=[4, 1, 4, 1, 5, 0])
     churn_from = {"transformer": "probability", "oracle": "probability"}
-    tables = MetricTables(runs, gains, deciles, churn, churn_from)
+    return MetricTables(runs, gains, deciles, churn, churn_from)
+
+
+def it_prints_mean_and_spread_and_the_fraction_of_the_oracle(tmp_path):
+    tables = two_model_tables()
     lines = format_summary(tables.summary())
     transformer = next(line for line in lines if line.startswith("transformer"))
     assert "0.7000 ±0.1414" in transformer  # mean and sample standard deviation of the two seeds

@@ -4,13 +4,10 @@ spark-submit jobs/refresh.py killed during scoring re-running to the uninterrupt
 from __future__ import annotations
 
 import datetime as dt
-import json
-import multiprocessing
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +18,7 @@ from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import promoted_version_dir
 from ltv_spark.config import load_config
-from ltv_spark.lock import FileLock, Locked
+from ltv_spark.lease import Lease, Locked
 from ltv_spark.pipeline import generate_world
 from ltv_spark.pipeline.refresh import REFRESH_RUNS, TRACKED_TABLES, refresh, retrain
 from ltv_spark.pipeline.scoring import PREDICTIONS
@@ -69,41 +66,12 @@ def it_changes_nothing_when_the_same_day_runs_again(spark, world):
     assert sorted(r["status"] for r in runs.collect()) == ["succeeded", "unchanged"]
 
 
-def it_stops_a_second_refresh_while_one_holds_the_lock(spark, world):
+def it_stops_a_second_refresh_while_one_holds_the_lease(spark, world):
     _, config, store, _ = world
-    holder = FileLock(config.refresh.lock_dir, "refresh", "a refresh in progress")
-    with holder, pytest.raises(Locked, match="another job holds .*refresh.lock: pid"):
+    refused = "another job holds the 'refresh' lease .*: pid .*a refresh in progress"
+    with Lease(spark, store, "refresh", "a refresh in progress"), pytest.raises(Locked, match=refused):
         refresh(spark, store, config, MONDAY)
-    assert not (Path(config.refresh.lock_dir) / "refresh.lock").exists()
-
-
-def _take(folder: str, ready, results) -> None:
-    ready.wait()
-    try:
-        with FileLock(folder, "refresh"):
-            time.sleep(1.0)
-            results.put("held")
-    except Locked:
-        results.put("refused")
-
-
-def it_lets_exactly_one_of_two_processes_starting_together_take_the_lock(tmp_path):
-    context = multiprocessing.get_context("spawn")
-    ready, results = context.Barrier(2), context.Queue()
-    workers = [context.Process(target=_take, args=(str(tmp_path), ready, results)) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(60)
-    assert sorted(results.get(timeout=5) for _ in workers) == ["held", "refused"]
-
-
-def it_takes_over_a_lock_left_by_a_dead_process(tmp_path):
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
-    dead_pid = int(finished.stdout)
-    (tmp_path / "refresh.lock").write_text(json.dumps({"pid": dead_pid, "host": socket.gethostname()}))
-    with FileLock(tmp_path, "refresh"):
-        assert json.loads((tmp_path / "refresh.lock").read_text())["pid"] == os.getpid()
+    assert Lease(spark, store, "refresh").current().released
 
 
 def _submit(base: Path, day: dt.date, log: Path) -> subprocess.Popen:
@@ -139,7 +107,7 @@ def it_reruns_a_spark_submit_killed_during_scoring_to_the_uninterrupted_end_stat
     copy = tmp_path / "uninterrupted"
     shutil.copytree(base / "warehouse", copy / "warehouse")
     uninterrupted = DeltaRsStore(spark, str(copy / "warehouse"))
-    copy_config = load_config("local", [*tiny_overrides(base), f"refresh.lock_dir={copy / 'locks'}"])
+    copy_config = load_config("local", [*tiny_overrides(base), f"tables.root={copy / 'warehouse'}"])
     assert refresh(spark, uninterrupted, copy_config, tuesday).status == "succeeded"
 
     killed = _submit(base, tuesday, tmp_path / "killed.log")

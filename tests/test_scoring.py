@@ -147,6 +147,7 @@ def it_loads_the_model_once_per_python_worker_on_a_two_executor_cluster(tmp_path
         """
     )
     env = {**__import__("os").environ, "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": str(tmp_path.cwd())}
+    env["SPARK_WORKER_DIR"] = str(tmp_path / "work")  # the executors' logs, not under pyspark/
     child = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env
     )

@@ -18,7 +18,6 @@ import datetime as dt
 import json
 import textwrap
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 from pyspark import StorageLevel
@@ -48,6 +47,7 @@ from ltv_spark.progress import stage
 from ltv_spark.report import write_report
 from ltv_spark.score import score_users
 from ltv_spark.sequences import user_sequences
+from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
 
 EVALUATION_METRICS = "gold.evaluation_metrics"
@@ -58,7 +58,7 @@ RUN_COLUMNS = "model string, seed int, user_id string, predicted double, churn_s
 @dataclass
 class EvaluationSummary:
     run: str
-    report: Path
+    report: Location
     tables: MetricTables
     notes: list[str] = field(default_factory=list)
 
@@ -108,7 +108,9 @@ def evaluate(
         timer.rows = int(tables.runs["users"].sum())
     _save_metrics(spark, store, holdout, tables)
     notes = [*holdout.notes, "metrics: exact, on Spark, over every user of the holdout (no sample)"]
-    report = write_report(Path(config.evaluate.reports_dir) / holdout.run, holdout.title, notes, tables)
+    report = write_report(
+        Location.of(config.evaluate.reports_dir) / holdout.run, holdout.title, notes, tables
+    )
     return EvaluationSummary(holdout.run, report, tables, holdout.notes)
 
 

@@ -5,8 +5,8 @@ it. Every stage is idempotent on its own (files already ingested are skipped, se
 bronze batch, a cutoff built from the same bronze version is skipped, predictions are MERGEd), and
 a date already refreshed from the same bronze version with the same model is skipped whole, so a
 re-run changes no table and a run killed anywhere re-runs to the same end state. One refresh at a
-time (ltv_spark.lock). Each run leaves one row in ops.refresh_runs: time and rows per stage and the
-table versions it wrote.
+time (a lease in ops.leases, ltv_spark.lease). Each run leaves one row in ops.refresh_runs: time
+and rows per stage and the table versions it wrote.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -28,7 +27,7 @@ from ltv_spark.artifacts import promote, promoted_version_dir
 from ltv_spark.config import Config
 from ltv_spark.dataset import plan_cutoffs
 from ltv_spark.evaluation import actuals
-from ltv_spark.lock import FileLock
+from ltv_spark.lease import Lease
 from ltv_spark.pipeline.bronze import EVENTS, QUARANTINE, ingest_raw
 from ltv_spark.pipeline.gold import FEATURES, LABELS, SEQUENCES, examples
 from ltv_spark.pipeline.scoring import PREDICTIONS, resolve_model, score_as_of
@@ -37,6 +36,7 @@ from ltv_spark.pipeline.training import train_model
 from ltv_spark.progress import stage
 from ltv_spark.score import score_users
 from ltv_spark.spark_metrics import model_metrics, ranked
+from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
 
 REFRESH_RUNS = "ops.refresh_runs"
@@ -78,26 +78,33 @@ class RefreshSummary:
 def refresh_range(
     spark: SparkSession, store: TableStore, config: Config, first: dt.date, last: dt.date
 ) -> list[RefreshSummary]:
-    """Refresh every day from ``first`` to ``last`` in order, under one lock (a backfill)."""
+    """Refresh every day from ``first`` to ``last`` in order, under one lease (a backfill)."""
     if last < first:
         raise ValueError(f"--to {last} is before --from {first}")
     days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    with FileLock(config.refresh.lock_dir, "refresh", f"ltv refresh --from {first} --to {last}"):
-        return [_refresh_day(spark, store, config, day) for day in days]
+    summaries = []
+    with _refresh_lease(spark, store, config, f"ltv refresh --from {first} --to {last}") as lease:
+        for day in days:
+            summaries.append(_refresh_day(spark, store, config, day))
+            lease.renew()  # a long backfill keeps its lease day by day
+    return summaries
 
 
 def refresh(spark: SparkSession, store: TableStore, config: Config, day: dt.date) -> RefreshSummary:
-    """Refresh one day (see the module docstring); raises ltv_spark.lock.Locked if one is running."""
-    with FileLock(config.refresh.lock_dir, "refresh", f"ltv refresh --date {day}"):
+    """Refresh one day (see the module docstring); raises ltv_spark.lease.Locked if one is running."""
+    with _refresh_lease(spark, store, config, f"ltv refresh --date {day}"):
         return _refresh_day(spark, store, config, day)
 
 
 def retrain(spark: SparkSession, store: TableStore, config: Config, day: dt.date) -> str:
     """The weekly job: retrain on the cutoffs before ``day`` and promote if not worse (under the
-    refresh lock: it writes gold tables and the promoted model a refresh reads)."""
-    lock = FileLock(config.refresh.lock_dir, "refresh", f"ltv retrain --date {day}")
-    with lock, stage(f"retrain {day}"):
+    refresh lease: it writes gold tables and the promoted model a refresh reads)."""
+    with _refresh_lease(spark, store, config, f"ltv retrain --date {day}"), stage(f"retrain {day}"):
         return _retrain_and_promote(spark, store, config, day)
+
+
+def _refresh_lease(spark: SparkSession, store: TableStore, config: Config, purpose: str) -> Lease:
+    return Lease(spark, store, "refresh", purpose, minutes=config.refresh.lease_minutes)
 
 
 def _refresh_day(spark: SparkSession, store: TableStore, config: Config, day: dt.date) -> RefreshSummary:
@@ -169,7 +176,7 @@ def _already_refreshed(store: TableStore, day: dt.date, bronze_version: int, mod
     return done.limit(1).count() > 0
 
 
-def _current_model(config: Config) -> Path | None:
+def _current_model(config: Config) -> Location | None:
     """The model the refresh scores with; None before any model was trained."""
     try:
         return resolve_model(config.refresh.model, config.train.models_root)
@@ -186,9 +193,9 @@ def _retrain_and_promote(spark: SparkSession, store: TableStore, config: Config,
     """Train on the cutoffs that end a horizon before ``day``; promote the model only if its
     validation normalized Gini is not below the current model's on the same validation users."""
     moved = dataclasses.replace(config, features=dataclasses.replace(config.features, evaluation_cutoff=day))
-    candidate = Path(train_model(spark, store, moved).artifact_dir)
+    candidate = Location.of(train_model(spark, store, moved).artifact_dir)
     current = promoted_version_dir(config.train.models_root)
-    if current is None or current.resolve() == candidate.resolve():
+    if current is None or current == candidate:
         promote(config.train.models_root, candidate)
         return f"{candidate.name} promoted"
     plan = plan_cutoffs(moved.features)
@@ -203,7 +210,7 @@ def _retrain_and_promote(spark: SparkSession, store: TableStore, config: Config,
     return f"{verdict}: {current.name} kept"
 
 
-def _validation_gini(validation: DataFrame, models: dict[str, Path], batch_size: int) -> dict[str, float]:
+def _validation_gini(validation: DataFrame, models: dict[str, Location], batch_size: int) -> dict[str, float]:
     truth = actuals(validation)
     scored = [
         score_users(validation, str(folder), batch_size).select(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -18,6 +17,7 @@ from ltv_spark.pipeline.gold import FEATURES, SEQUENCES, build_cutoff
 from ltv_spark.progress import stage
 from ltv_spark.score import add_deciles_and_segments, score_users, with_sequences
 from ltv_spark.sequences import SESSION_VECTOR
+from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
 
 PREDICTIONS = "gold.predictions"
@@ -84,7 +84,7 @@ def score_as_of(
     return ScoreSummary(as_of, artifact_dir.name, timer.rows, written.count(), top, deciles)
 
 
-def prediction_rows(scored: DataFrame, as_of: dt.date | Column, artifact_dir: Path) -> DataFrame:
+def prediction_rows(scored: DataFrame, as_of: dt.date | Column, artifact_dir: Location) -> DataFrame:
     """Scores with deciles and segments -> gold.predictions rows (model and data lineage added)."""
     lineage = json.dumps(read_json(artifact_dir, "data_versions.json"), sort_keys=True)
     return scored.select(
@@ -109,7 +109,7 @@ def day_after_data(store: TableStore) -> dt.date:
     return last + dt.timedelta(days=1)
 
 
-def resolve_model(model: str, models_root: str) -> Path:
+def resolve_model(model: str, models_root: str) -> Location:
     """``latest`` -> the newest complete version; ``promoted`` -> the promoted one (the latest
     before any promotion); otherwise the folder itself."""
     if model in ("latest", "promoted"):
@@ -117,7 +117,7 @@ def resolve_model(model: str, models_root: str) -> Path:
         if found is None:
             raise FileNotFoundError(f"no complete model under {models_root}: run `ltv train` first")
         return found
-    return Path(model)
+    return Location.of(model)
 
 
 def _rows_at(store: TableStore, as_of: dt.date, sequence_length: int) -> DataFrame:

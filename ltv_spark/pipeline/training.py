@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -18,6 +17,7 @@ from ltv_spark.model import ModelConfig
 from ltv_spark.pipeline.gold import build_cutoff, examples, examples_identity
 from ltv_spark.progress import stage
 from ltv_spark.scaling import FeatureScaling
+from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
 from ltv_spark.train import TrainJob, selection_score
 
@@ -104,7 +104,7 @@ def fit_examples(
         return TrainSummary(str(done), launcher, num_proc, history, True, settings.select_by)
     scaling = FeatureScaling.fit(train, FEATURE_COLUMNS)
     artifact_dir = _artifact_dir(settings.models_root, data_versions, train_config)
-    cache = str(Path(settings.cache_dir) / artifact_dir.name)
+    cache = Location.of(settings.cache_dir) / artifact_dir.name
     train_converter = petastorm_converter(spark, to_model_rows(train, scaling), cache)
     validation_converter = petastorm_converter(spark, to_model_rows(validation, scaling), cache)
     t = settings
@@ -148,7 +148,7 @@ def fit_examples(
     return TrainSummary(str(artifact_dir), launcher, num_proc, history, False, settings.select_by)
 
 
-def _same_inputs(folder: Path, data_versions: dict, train_config: dict) -> bool:
+def _same_inputs(folder: Location, data_versions: dict, train_config: dict) -> bool:
     """Whether the model in ``folder`` was (or is being) trained on this data with these settings."""
     try:
         saved = [read_json(folder, name) for name in ("data_versions.json", "train_config.json")]
@@ -158,7 +158,7 @@ def _same_inputs(folder: Path, data_versions: dict, train_config: dict) -> bool:
     return saved == as_saved
 
 
-def _same_model(models_root: str, data_versions: dict, train_config: dict) -> Path | None:
+def _same_model(models_root: str, data_versions: dict, train_config: dict) -> Location | None:
     """The newest complete model trained on the same data with the same settings, if any."""
     for folder in reversed(version_dirs(models_root)):
         if _same_inputs(folder, data_versions, train_config):
@@ -166,7 +166,7 @@ def _same_model(models_root: str, data_versions: dict, train_config: dict) -> Pa
     return None
 
 
-def _artifact_dir(models_root: str, data_versions: dict, train_config: dict) -> Path:
+def _artifact_dir(models_root: str, data_versions: dict, train_config: dict) -> Location:
     """Resume the newest version if its training never completed and had the same inputs;
     otherwise start a new one."""
     latest = latest_version_dir(models_root, complete_only=False)

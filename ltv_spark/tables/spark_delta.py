@@ -11,16 +11,26 @@ table); with ``spark_catalog``, the session catalog's ``bronze.events`` (a Hive 
 one it is the folder ``<root>/bronze/events``.
 Each commit carries ``{"ltv_operation", "ltv_parameters"}`` as Delta's userMetadata, so that
 ``history`` reads the same on both engines.
+
+Writes are optimistic: a commit that conflicts with a concurrent one (another job's merge into the
+same files, a concurrent create) is re-run from a fresh snapshot, which every write here allows
+(appends are idempotent per batch, merges and overwrites replace what they write), up to
+``CONFLICT_ATTEMPTS`` times, then reported naming the table; nothing of a failed attempt is visible.
+On ``s3a://`` the commit is atomic across drivers only with a multi-driver log store (``make``'s
+conditional-PUT one, ltv_spark.jvm_jars).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+import functools
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from delta import exceptions as delta_exceptions
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 from pyspark.sql.utils import AnalysisException
@@ -36,8 +46,45 @@ from ltv_spark.tables.base import (
     split_name,
 )
 
+LOG = logging.getLogger(__name__)
+
 SESSION_CATALOG = "spark_catalog"  # Spark's own catalog (a Hive metastore, or Databricks' hive_metastore)
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"  # Delta's per-commit comment
+CONFLICT_ATTEMPTS = 4
+COMMIT_CONFLICTS = tuple(  # Delta's optimistic-concurrency failures: the commit was refused whole
+    getattr(delta_exceptions, name)
+    for name in (
+        "ConcurrentAppendException",
+        "ConcurrentDeleteDeleteException",
+        "ConcurrentDeleteReadException",
+        "ConcurrentTransactionException",
+        "ConcurrentWriteException",
+        "DeltaConcurrentModificationException",
+        "MetadataChangedException",
+        "ProtocolChangedException",
+    )
+)
+
+
+def _retried_on_conflict(write: Callable[..., Any]) -> Callable[..., Any]:
+    """Re-run a write whose commit lost to a concurrent one; after the last try, say so clearly."""
+
+    @functools.wraps(write)
+    def retried(self: SparkDeltaStore, df: DataFrame, name: str, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                return write(self, df, name, *args, **kwargs)
+            except COMMIT_CONFLICTS as error:
+                summary = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise TableError(
+                        f"{write.__name__} into {name}: lost to concurrent commits {attempt} times "
+                        f"(last: {summary}); nothing of it was committed, run it again"
+                    ) from error
+                LOG.warning("%s into %s: concurrent commit (%s); again", write.__name__, name, summary)
+        raise AssertionError("unreachable")
+
+    return retried
 
 
 class SparkDeltaStore:
@@ -97,6 +144,7 @@ class SparkDeltaStore:
         return reader.table(self.location(name)) if self._catalog else reader.load(self.location(name))
 
     # ---------------------------------------------------------------- write
+    @_retried_on_conflict
     def overwrite(
         self,
         df: DataFrame,
@@ -130,6 +178,7 @@ class SparkDeltaStore:
             self._save(writer, name)
         return self.version(name)
 
+    @_retried_on_conflict
     def append(
         self,
         df: DataFrame,
@@ -154,6 +203,7 @@ class SparkDeltaStore:
             self._save(writer, name)
         return self.version(name)
 
+    @_retried_on_conflict
     def merge(self, df: DataFrame, name: str, keys: Sequence[str], partition_by: Sequence[str] = ()) -> int:
         check_unique_keys(df, keys)
         if not self.exists(name):
