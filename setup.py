@@ -55,6 +55,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["ltv_spark", "ltv_spark.*"]),
+    package_data={"ltv_spark": ["jvm/*.java"]},  # the s3a log store's source (ltv_spark.jvm_jars builds it)
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["ltv=ltv_spark.cli:main"]},
