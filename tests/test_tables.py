@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -304,20 +305,38 @@ def _write_log(table_dir: Path, protocol: dict, configuration: dict) -> None:
     (log / "00000000000000000000.json").write_text("\n".join(lines) + "\n")
 
 
+def _source_that_waits(calls: Path, go: Path):
+    """A key column whose evaluation records itself and, from its second evaluation on (the first
+    is the duplicate-key check, before Delta's merge starts its transaction), waits for ``go``."""
+
+    def key(value: int) -> int:
+        (calls / uuid.uuid4().hex).touch()
+        deadline = time.monotonic() + 120
+        while len(list(calls.iterdir())) >= 2 and not go.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return value
+
+    return F.udf(key, "int")
+
+
 def it_retries_a_merge_that_lost_to_a_concurrent_commit_on_the_jvm_engine(spark, tmp_path, caplog):
-    """A merge whose source is slow to compute commits after another merge into the same file:
-    Delta refuses its commit (the file it read was rewritten); the store merges again from the new
-    snapshot, so neither merge's rows are lost."""
+    """A merge that has read the table commits after another merge rewrote the same file: Delta
+    refuses its commit; the store merges again from the new snapshot, so no merge's rows are lost."""
     day = dt.date(2024, 1, 1)
     store = open_engine(spark, "spark-delta", str(tmp_path / "warehouse"))
     store.overwrite(frame(spark, [(1, "a", day), (2, "b", day)]), "silver.t")
-    slow_key = F.udf(lambda key: (time.sleep(6), key)[1], "int")
-    slow_source = frame(spark, [(1, "slow", day)]).coalesce(1).withColumn("k", slow_key("k"))
+    calls, go = tmp_path / "calls", tmp_path / "go"
+    calls.mkdir()
+    waiting_key = _source_that_waits(calls, go)
+    slow_source = frame(spark, [(1, "slow", day)]).coalesce(1).withColumn("k", waiting_key("k"))
     with caplog.at_level(logging.WARNING, logger="ltv_spark.tables.spark_delta"):
         slow = threading.Thread(target=store.merge, args=(slow_source, "silver.t", ["k"]))
         slow.start()
-        time.sleep(3)  # the slow merge has taken its snapshot and is computing its source
+        deadline = time.monotonic() + 120
+        while len(list(calls.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the slow merge is inside its transaction, reading its source
         store.merge(frame(spark, [(2, "fast", day)]), "silver.t", ["k"])
+        go.touch()
         slow.join(120)
     merged = sorted((r["k"], r["v"]) for r in store.read("silver.t").collect())
     assert merged == [(1, "slow"), (2, "fast")]
