@@ -31,8 +31,15 @@ ENGINES = ("delta-rs", "spark-delta")
 
 @pytest.fixture(scope="session")
 def s3() -> LocalS3:
-    """The local S3 server, for the whole run (its state is per key: tests use their own prefixes)."""
-    with LocalS3() as server:
+    """The local S3 server, for the whole run (its state is per key: tests use their own prefixes).
+
+    Its AWS environment is set before the Spark session starts, so that the JVM and every Python
+    worker it forks (which score and read files through ltv_spark.storage) inherit it, as
+    executors get it from ``spark.executorEnv`` on a cluster.
+    """
+    with LocalS3() as server, pytest.MonkeyPatch.context() as environment:
+        for key, value in server.environment().items():
+            environment.setenv(key, value)
         yield server
 
 

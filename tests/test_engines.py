@@ -37,6 +37,8 @@ def _overrides(setup: str, base: Path, s3) -> list[str]:
         "tables.engine=spark-delta",
         f"tables.root={s3.uri(prefix + '/warehouse')}",
         f"ingest.raw_dir={s3.uri(prefix + '/raw')}",
+        f"train.models_root={s3.uri(prefix + '/models')}",  # the model and the Petastorm cache too
+        f"train.cache_dir={s3.uri(prefix + '/petastorm')}",
     ]
 
 
@@ -46,16 +48,19 @@ def chains(spark, s3, tmp_path_factory):
     require_jvm_engine(spark)
     results = {}
     for setup in SETUPS:
-        base = tmp_path_factory.mktemp(f"chain-{setup}")
-        config = load_config("local", [*tiny_overrides(base), *_overrides(setup, base, s3)])
-        store = open_store(spark, config.tables)
-        generate_world(spark, store, config.world)
-        if setup == "s3a":  # the drops land in the bucket; ingest reads them from there
-            assert s3.upload(base / "raw", f"{base.name}/raw") > 0
-        first = refresh(spark, store, config, MONDAY)
-        second = refresh(spark, store, config, MONDAY)
-        results[setup] = (store, first, second)
+        results[setup] = _chain(spark, s3, setup, tmp_path_factory.mktemp(f"chain-{setup}"))
     return results
+
+
+def _chain(spark, s3, setup: str, base: Path) -> tuple:
+    config = load_config("local", [*tiny_overrides(base), *_overrides(setup, base, s3)])
+    store = open_store(spark, config.tables)
+    generate_world(spark, store, config.world)
+    if setup == "s3a":  # the drops land in the bucket; ingest reads them from there
+        assert s3.upload(base / "raw", f"{base.name}/raw") > 0
+    first = refresh(spark, store, config, MONDAY)
+    second = refresh(spark, store, config, MONDAY)
+    return store, first, second
 
 
 def _tables(store: TableStore) -> list[str]:
@@ -73,6 +78,7 @@ def _tables(store: TableStore) -> list[str]:
         "gold.cutoff_builds",
         "gold.predictions",
         "ops.refresh_runs",
+        "ops.leases",
     ]
     assert all(store.exists(name) for name in names), [n for n in names if not store.exists(n)]
     return names
@@ -106,6 +112,11 @@ def it_keeps_catalog_tables_in_the_metastore_and_s3a_tables_in_the_bucket(spark,
     assert location.startswith("s3a://")
     key = location.removeprefix("s3a://").split("/", 1)[1]
     assert any(k.startswith(f"{key}/_delta_log/") for k in s3.keys(key))
+    prefix = key.split("/", 1)[0]  # the models folder and the Petastorm cache are in the bucket too
+    models = s3.keys(f"{prefix}/models/")
+    assert f"{prefix}/models/PROMOTED" in models and f"{prefix}/models/v0001/model.pt" in models
+    assert {r["model_version"] for r in s3a_store.read("gold.predictions").collect()} == {"v0001"}
+    assert not [k for k in s3.keys(f"{prefix}/petastorm/") if k.endswith(".parquet")]  # deleted after
 
 
 def it_refuses_delta_rs_on_an_object_store_before_writing_anything(spark, s3):

@@ -35,9 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(params=["local", "s3a"])
-def models_root(request, s3, tmp_path, monkeypatch) -> str:
-    for key, value in s3.environment().items():
-        monkeypatch.setenv(key, value)
+def models_root(request, s3, tmp_path) -> str:
     return str(tmp_path / "models") if request.param == "local" else s3.uri(f"models-{tmp_path.name}")
 
 
@@ -64,9 +62,7 @@ def it_keeps_model_versions_the_same_way_in_a_folder_and_on_s3a(models_root):
     assert not Location.of(models_root).exists()
 
 
-def it_writes_the_evaluation_report_to_s3a(s3, monkeypatch, tmp_path):
-    for key, value in s3.environment().items():
-        monkeypatch.setenv(key, value)
+def it_writes_the_evaluation_report_to_s3a(s3):
     page = write_report(s3.uri("reports/run-1"), "title", ["a note"], two_model_tables())
     assert page.uri == s3.uri("reports/run-1/index.html") and "a note" in page.read_text()
     keys = set(s3.keys("reports/run-1/"))
@@ -74,10 +70,8 @@ def it_writes_the_evaluation_report_to_s3a(s3, monkeypatch, tmp_path):
     assert "reports/run-1/metrics.csv" in keys
 
 
-def it_feeds_every_row_through_petastorm_from_a_cache_on_s3a(spark, s3, monkeypatch):
+def it_feeds_every_row_through_petastorm_from_a_cache_on_s3a(spark, s3):
     require_jvm_engine(spark)  # hadoop-aws comes with the cached jars
-    for key, value in s3.environment().items():
-        monkeypatch.setenv(key, value)
     rows = model_rows(spark, 40)
     converter = petastorm_converter(spark, rows, s3.uri("feed/cache"))
     try:
