@@ -46,6 +46,7 @@ from ltv_spark.tables import TableStore, open_store
 
 # flag -> config key; flags left unset keep the configured value
 GENERATE_FLAGS = {
+    "model": "world.model",
     "users": "world.users",
     "days": "world.days",
     "seed": "world.seed",
@@ -289,6 +290,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", parents=[common], help="write a generated world's raw drops")
+    generate.add_argument(
+        "--model", choices=["sessions", "btyd"], help="btyd: purchases only, with a closed-form ceiling"
+    )
     generate.add_argument("--users", type=int)
     generate.add_argument("--days", type=int)
     generate.add_argument("--seed", type=int)

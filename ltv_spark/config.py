@@ -49,9 +49,25 @@ class TablesConfig:
 
 
 @dataclass(frozen=True)
-class WorldConfig:
-    """The generated world (ltv_spark.world): size, time span and dirt."""
+class BtydWorldConfig:
+    """True parameters of the purchases-only world (ltv_spark.world.btyd), rates per week: BG/NBD
+    (r, alpha, a, b) and Gamma-Gamma (p, q, gamma); by default the published CDNOW estimates."""
 
+    r: float = 0.243
+    alpha: float = 4.414
+    a: float = 0.793
+    b: float = 2.426
+    p: float = 6.25
+    q: float = 3.74
+    gamma: float = 15.44
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """The generated world (ltv_spark.world): which model, size, time span and dirt."""
+
+    model: Literal["sessions", "btyd"] = "sessions"  # btyd: purchases only, closed-form ceiling
+    btyd: BtydWorldConfig = field(default_factory=BtydWorldConfig)
     users: int = 20_000
     days: int = 540
     start_date: dt.date = dt.date(2025, 6, 1)
@@ -144,6 +160,7 @@ class EvaluateConfig:
     seeds: list[int] = field(default_factory=lambda: [7, 8, 9])  # one training per seed, neural models
     max_fit_rows: int = 500_000  # rows the driver-side fits (BTYD, scikit-learn) read at most
     btyd_time_unit_days: int = 7  # BG/NBD time unit: weeks, as in the literature
+    btyd_spend_from: Literal["all", "repeat"] = "all"  # purchases the Gamma-Gamma prediction conditions on
     models_root: str = "data/evaluation/models"  # kept apart from the models that score production
     reports_dir: str = "reports"
     cdnow_cutoff: dt.date = dt.date(1997, 10, 1)  # 39 weeks of calibration from 1997-01-01

@@ -26,7 +26,9 @@ from ltv_spark.spark_metrics import (
 )
 
 RUN_KEYS = ["model", "seed"]
-ORACLE = "oracle"
+ORACLE = "oracle"  # the generator's expected value given each user's hidden state
+CEILING = "ceiling"  # the Bayes-optimal prediction from what a model can observe
+REFERENCES = (ORACLE, CEILING)  # every model's Gini is also shown as a fraction of these
 SCORED_COLUMNS = ["model", "seed", "user_id", "predicted", "actual", "churn_score", "churned"]
 
 
@@ -48,8 +50,10 @@ class MetricTables:
             table[column] = grouped[column].mean()
             table[f"{column}_std"] = grouped[column].std(ddof=1).fillna(0.0)
         table.insert(1, "users", grouped["users"].first())
-        if ORACLE in table.index:
-            table["gini_vs_oracle"] = table["normalized_gini"] / table.loc[ORACLE, "normalized_gini"]
+        for reference in REFERENCES:
+            if reference in table.index:
+                gini = table.loc[reference, "normalized_gini"]
+                table[f"gini_vs_{reference}"] = table["normalized_gini"] / gini
         return table.reset_index()
 
 
@@ -108,10 +112,10 @@ def format_summary(summary: pd.DataFrame) -> list[str]:
     """The metrics table as text lines: mean ± spread where a model ran with several seeds."""
     names = ["normalized_gini", "spearman", "decile_mape", "churn_auc", "top_decile_share", "total_ratio"]
     headers = ["gini", "spearman", "decile MAPE", "churn AUC", "top-10% share", "pred/true"]
-    has_oracle = "gini_vs_oracle" in summary.columns
+    fractions = [r for r in REFERENCES if f"gini_vs_{r}" in summary.columns]
     width = max(len(str(m)) for m in summary["model"]) + 2
     head = f"{'model':<{width}}{'runs':>5}{'users':>8}" + "".join(f"{h:>17}" for h in headers)
-    lines = [head + (f"{'gini/oracle':>13}" if has_oracle else "")]
+    lines = [head + "".join(f"{'gini/' + r:>14}" for r in fractions)]
     for row in summary.itertuples(index=False):
         cells = []
         for name in names:
@@ -119,7 +123,6 @@ def format_summary(summary: pd.DataFrame) -> list[str]:
             text = "n/a" if pd.isna(mean) else f"{mean:.4f}" + (f" ±{spread:.4f}" if row.runs > 1 else "")
             cells.append(f"{text:>17}")
         line = f"{row.model:<{width}}{row.runs:>5}{row.users:>8,}" + "".join(cells)
-        if has_oracle:
-            line += f"{row.gini_vs_oracle:>13.3f}"
+        line += "".join(f"{getattr(row, 'gini_vs_' + r):>14.3f}" for r in fractions)
         lines.append(line)
     return lines

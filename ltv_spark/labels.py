@@ -16,24 +16,28 @@ def user_labels(events: DataFrame, cutoff: dt.date, horizon_days: int) -> DataFr
     Users are those with any event before T; a user with nothing in the window gets zeros.
     """
     start = dt.datetime.combine(cutoff, dt.time())
-    end = start + dt.timedelta(days=horizon_days)
     active = events_before(events, cutoff).select("user_id").distinct()
-    window = events.filter((F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end)))
-    amount = F.col("price") * F.col("quantity")
-    outcome = window.groupBy("user_id").agg(
-        F.coalesce(F.sum(F.when(F.col("event_type") == "purchase", amount)), F.lit(0.0)).alias("_gross"),
-        F.coalesce(F.sum(F.when(F.col("event_type") == "refund", amount)), F.lit(0.0)).alias("_refunded"),
-        F.countDistinct(F.when(F.col("event_type") == "purchase", F.col("order_id"))).alias("orders"),
-    )
+    outcome = window_outcomes(events, start, start + dt.timedelta(days=horizon_days))
     joined = active.join(outcome, "user_id", "left")
     orders = F.coalesce(F.col("orders"), F.lit(0)).cast("long")
     return joined.select(
         "user_id",
         F.lit(cutoff).alias("cutoff"),
         F.lit(horizon_days).alias("horizon_days"),
-        (F.coalesce(F.col("_gross"), F.lit(0.0)) - F.coalesce(F.col("_refunded"), F.lit(0.0))).alias(
-            "net_value"
-        ),
+        F.coalesce(F.col("net_value"), F.lit(0.0)).alias("net_value"),
         (orders > 0).cast("int").alias("bought"),
         orders.alias("orders_in_horizon"),
+    )
+
+
+def window_outcomes(events: DataFrame, start: dt.datetime, end: dt.datetime) -> DataFrame:
+    """user_id, net_value (purchases - refunds) and orders of the users with events in [start, end)."""
+    window = events.filter((F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end)))
+    amount = F.col("price") * F.col("quantity")
+    return window.groupBy("user_id").agg(
+        (
+            F.coalesce(F.sum(F.when(F.col("event_type") == "purchase", amount)), F.lit(0.0))
+            - F.coalesce(F.sum(F.when(F.col("event_type") == "refund", amount)), F.lit(0.0))
+        ).alias("net_value"),
+        F.countDistinct(F.when(F.col("event_type") == "purchase", F.col("order_id"))).alias("orders"),
     )

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ltv_spark.evaluation import MetricTables, gain_curve, roc_curve, segment_values
+from ltv_spark.evaluation import REFERENCES, MetricTables, gain_curve, roc_curve, segment_values
 from ltv_spark.storage import Location
 
 PLOTS = ("gain_curves", "deciles", "churn_roc", "segments")
@@ -71,7 +71,7 @@ def plot_gains(tables: MetricTables) -> plt.Figure:
     figure, axis = plt.subplots(figsize=(7, 5.5))
     for model, gains in seed_means(tables.gains, "percentile").items():
         users, value = gain_curve(gains)
-        axis.plot(users, value, label=model, linestyle="--" if model == "oracle" else "-")
+        axis.plot(users, value, label=model, linestyle="--" if model in REFERENCES else "-")
     axis.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="random")
     axis.set(xlabel="share of users, by predicted value (highest first)", ylabel="share of true value")
     axis.set_title("Gain (Lorenz) curves")
@@ -106,7 +106,7 @@ def plot_roc(tables: MetricTables) -> plt.Figure:
         fpr, tpr = roc_curve(churn)
         source = tables.churn_from.get(model, "probability")
         label = model if source == "probability" else f"{model} (ranked by value)"
-        axis.plot(fpr, tpr, label=label, linestyle="--" if model == "oracle" else "-")
+        axis.plot(fpr, tpr, label=label, linestyle="--" if model in REFERENCES else "-")
     axis.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
     axis.set(xlabel="false positive rate", ylabel="true positive rate", title="Churn ROC (no purchase)")
     axis.legend(loc="lower right", fontsize=8)

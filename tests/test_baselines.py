@@ -71,7 +71,7 @@ def it_predicts_value_and_churn_for_buyers_and_zero_for_users_without_a_purchase
     # more repeat purchases at the same recency and age: more expected value, less churn
     probe = pd.DataFrame(
         {"user_id": ["a", "b"], "frequency": [1.0, 6.0], "recency": [30.0, 30.0], "T": [38.0, 38.0]}
-    ).assign(monetary_value=20.0)
+    ).assign(monetary_value=20.0, mean_value=20.0)
     a, b = model.predict(probe).itertuples(index=False)
     assert b.predicted > a.predicted and b.churn_score < a.churn_score
     on_spark = predict_on_spark(spark.createDataFrame(rows), model).toPandas()

@@ -4,23 +4,27 @@ One daily refresh (ingest, sessions, training set, train + promotion, features, 
 same refresh again, on three table set-ups: delta-rs on local folders, Delta's JVM connector
 through catalog names (managed tables of a local Hive metastore), and the JVM connector with the
 raw drops and every table on ``s3a://`` (a local S3 server). Every table ends with the same row
-count on all three, and the second refresh changes nothing. (The JVM connector on local folders
+count on all three, and the second refresh changes nothing. On ``s3a://`` the near-real-time
+stream then runs too, its drops and checkpoint in the bucket. (The JVM connector on local folders
 runs the table contract in test_tables.py and the stage tests that take ``store``.)
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ltv_spark.config import load_config
 from ltv_spark.pipeline import generate_world
-from ltv_spark.pipeline.refresh import refresh
+from ltv_spark.pipeline.refresh import RefreshSummary, refresh
+from ltv_spark.pipeline.scoring import PREDICTIONS
+from ltv_spark.pipeline.streaming import STREAM_EVENTS, start_stream
 from ltv_spark.tables import TableError, TableStore, open_store
 from tests.conftest import require_jvm_engine
-from tests.helpers import tiny_overrides
+from tests.helpers import tiny_overrides, users_in_drops
 
 MONDAY = dt.date(2025, 8, 25)  # the tiny world runs 2025-06-01 .. 2025-08-29
 SETUPS = ("delta-rs", "catalog", "s3a")
@@ -42,25 +46,35 @@ def _overrides(setup: str, base: Path, s3) -> list[str]:
     ]
 
 
+@dataclass
+class Chain:
+    """One set-up after its two refreshes: the row count of every table taken right then."""
+
+    base: Path
+    overrides: list[str]
+    store: TableStore
+    first: RefreshSummary
+    second: RefreshSummary
+    counts: dict[str, int]
+
+
 @pytest.fixture(scope="module")
-def chains(spark, s3, tmp_path_factory):
-    """Each set-up's store, its two refresh summaries, and the logical tables it wrote."""
+def chains(spark, s3, tmp_path_factory) -> dict[str, Chain]:
     require_jvm_engine(spark)
-    results = {}
-    for setup in SETUPS:
-        results[setup] = _chain(spark, s3, setup, tmp_path_factory.mktemp(f"chain-{setup}"))
-    return results
+    return {setup: _chain(spark, s3, setup, tmp_path_factory.mktemp(f"chain-{setup}")) for setup in SETUPS}
 
 
-def _chain(spark, s3, setup: str, base: Path) -> tuple:
-    config = load_config("local", [*tiny_overrides(base), *_overrides(setup, base, s3)])
+def _chain(spark, s3, setup: str, base: Path) -> Chain:
+    overrides = [*tiny_overrides(base), *_overrides(setup, base, s3)]
+    config = load_config("local", overrides)
     store = open_store(spark, config.tables)
     generate_world(spark, store, config.world)
     if setup == "s3a":  # the drops land in the bucket; ingest reads them from there
         assert s3.upload(base / "raw", f"{base.name}/raw") > 0
     first = refresh(spark, store, config, MONDAY)
     second = refresh(spark, store, config, MONDAY)
-    return store, first, second
+    counts = {name: store.read(name).count() for name in _tables(store)}
+    return Chain(base, overrides, store, first, second, counts)
 
 
 def _tables(store: TableStore) -> list[str]:
@@ -85,29 +99,27 @@ def _tables(store: TableStore) -> list[str]:
 
 
 def it_writes_every_table_with_the_same_row_counts_on_every_engine(chains):
-    counts = {
-        setup: {name: store.read(name).count() for name in _tables(store)}
-        for setup, (store, _, _) in chains.items()
-    }
+    counts = {setup: chain.counts for setup, chain in chains.items()}
     print("\nrow counts per table:", *(f"{s:<12} {c}" for s, c in counts.items()), sep="\n")
     assert all(counts[setup] == counts["delta-rs"] for setup in SETUPS), counts
     assert counts["delta-rs"]["gold.predictions"] > 100
 
 
 def it_runs_the_same_stages_and_then_changes_nothing(chains):
-    for setup, (_, first, second) in chains.items():
+    for setup, chain in chains.items():
+        first, second = chain.first, chain.second
         assert first.status == "succeeded", setup
         assert [s.name for s in first.stages] == ["ingest", "sessions", "retrain", "score"], setup
         assert second.status == "unchanged" and second.versions_written == {}, setup
 
 
 def it_keeps_catalog_tables_in_the_metastore_and_s3a_tables_in_the_bucket(spark, s3, chains):
-    catalog_store = chains["catalog"][0]
+    catalog_store = chains["catalog"].store
     assert catalog_store.location("bronze.events") == "bronze.events"  # the session catalog's name
     assert spark.catalog.tableExists(f"{CATALOG}.gold.predictions")
     detail = spark.sql("DESCRIBE DETAIL gold.predictions").first()
     assert detail["format"] == "delta" and "/gold.db/predictions" in detail["location"]
-    s3a_store = chains["s3a"][0]
+    s3a_store = chains["s3a"].store
     location = s3a_store.location("gold.predictions")
     assert location.startswith("s3a://")
     key = location.removeprefix("s3a://").split("/", 1)[1]
@@ -124,3 +136,32 @@ def it_refuses_delta_rs_on_an_object_store_before_writing_anything(spark, s3):
     with pytest.raises(TableError, match="tables.engine=spark-delta"):
         open_store(spark, config.tables)
     assert s3.keys("refused/") == []
+
+
+def it_streams_drops_from_s3a_with_its_checkpoint_in_the_bucket(spark, s3, chains):
+    """Structured Streaming's file source and checkpoint on s3a://: each landed file's users are
+    scored once, and a restart from the checkpoint repeats no micro-batch."""
+    chain = chains["s3a"]
+    prefix, day = chain.base.name, "2025-08-27"
+    landing, checkpoint = s3.uri(f"{prefix}/landing"), s3.uri(f"{prefix}/checkpoints/stream")
+    streaming = [f"ingest.raw_dir={landing}", f"stream.checkpoint={checkpoint}"]
+    config = load_config("local", [*chain.overrides, *streaming])
+    batches: list = []
+
+    def catch_up() -> None:
+        query = start_stream(spark, chain.store, config, available_now=True, on_batch=batches.append)
+        query.awaitTermination()
+
+    assert s3.upload(chain.base / "raw" / day, f"{prefix}/landing/{day}") > 0
+    catch_up()
+    scored = chain.store.read(PREDICTIONS).filter("as_of = DATE'2025-08-28'").select("user_id").collect()
+    landed = users_in_drops(chain.base / "raw" / day)
+    assert {row["user_id"] for row in scored} == landed and len(landed) > 5
+    kept = {key.split("/")[3] for key in s3.keys(f"{prefix}/checkpoints/stream/")}
+    assert {"offsets", "commits", "sources"} <= kept  # Structured Streaming's progress, in the bucket
+    versions = {name: chain.store.version(name) for name in (PREDICTIONS, STREAM_EVENTS)}
+    processed = len(batches)
+    catch_up()
+    assert len(batches) == processed
+    assert {name: chain.store.version(name) for name in (PREDICTIONS, STREAM_EVENTS)} == versions
+    assert chain.store.read(STREAM_EVENTS).count() == sum(b.events for b in batches)

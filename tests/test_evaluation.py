@@ -3,32 +3,46 @@ saved once per run, the report written with every model in it."""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from ltv_spark.baselines.naive import last_window_predictions
 from ltv_spark.config import load_config
 from ltv_spark.evaluation import MetricTables, format_summary
-from ltv_spark.pipeline import generate_world, ingest_raw
+from ltv_spark.pipeline import EVENTS, generate_world, ingest_raw
 from ltv_spark.pipeline.evaluation import EVALUATION_METRICS, evaluate
 from ltv_spark.report import PLOTS, write_report
+from tests.conftest import open_engine
 from tests.helpers import tiny_overrides
 
-MODELS = {"transformer", "mlp_ziln", "gradient_boosting", "linear_regression", "bg_nbd_gamma_gamma", "oracle"}
+MODELS = {
+    "transformer",
+    "mlp_ziln",
+    "gradient_boosting",
+    "linear_regression",
+    "bg_nbd_gamma_gamma",
+    "last_window_value",
+    "oracle",
+}
+
+
+def evaluation_overrides(base: Path) -> list[str]:
+    return [
+        *tiny_overrides(base),
+        "features.evaluation_cutoff=2025-08-15",
+        "evaluate.seeds=[1, 2]",
+        f"evaluate.models_root={base / 'models'}",
+        f"evaluate.reports_dir={base / 'reports'}",
+    ]
 
 
 @pytest.fixture()
 def tiny(tmp_path):
-    return load_config(
-        "local",
-        [
-            *tiny_overrides(tmp_path),
-            "features.evaluation_cutoff=2025-08-15",
-            "evaluate.seeds=[1, 2]",
-            f"evaluate.models_root={tmp_path / 'models'}",
-            f"evaluate.reports_dir={tmp_path / 'reports'}",
-        ],
-    )
+    return load_config("local", evaluation_overrides(tmp_path))
 
 
 def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, tiny, tmp_path):
@@ -46,7 +60,7 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     assert summary.loc["transformer", "runs"] == 2 and summary.loc["transformer", "normalized_gini_std"] >= 0
 
     saved = store.read(EVALUATION_METRICS).filter(F.col("run") == result.run).toPandas()
-    assert len(saved) == len(runs) == 8
+    assert len(saved) == len(runs) == 9
     page = result.report.read_text()
     assert all(model in page for model in MODELS)
     assert all(len((result.report.parent / f"{plot}.png").read_bytes()) > 1000 for plot in PLOTS)
@@ -55,7 +69,7 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     models_before = sorted(p.name for p in (tmp_path / "models").iterdir())
     again = evaluate(spark, store, tiny, "generated")
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == models_before  # nothing retrained
-    assert store.read(EVALUATION_METRICS).filter(F.col("run") == result.run).count() == 8
+    assert store.read(EVALUATION_METRICS).filter(F.col("run") == result.run).count() == 9
     kept = again.tables.runs.set_index(["model", "seed"])["normalized_gini"]
     first = runs.set_index(["model", "seed"])["normalized_gini"]
     pd.testing.assert_series_equal(kept.sort_index(), first.sort_index())
@@ -93,6 +107,41 @@ def two_model_tables() -> MetricTables:
     churn = gains[["model", "seed", "percentile", "users"]].assign(churned=[4, 1, 4, 1, 5, 0])
     churn_from = {"transformer": "probability", "oracle": "probability"}
     return MetricTables(runs, gains, deciles, churn, churn_from)
+
+
+def it_reports_every_model_against_the_closed_form_ceiling_on_the_purchases_only_world(spark, tmp_path):
+    purchases_only = ["world.model=btyd", "world.users=600", "evaluate.seeds=[1]"]
+    config = load_config("local", [*evaluation_overrides(tmp_path), *purchases_only])
+    store = open_engine(spark, "delta-rs", config.tables.root)
+    generate_world(spark, store, config.world)
+    ingest_raw(spark, store, config.ingest)
+    summary = evaluate(spark, store, config, "generated").tables.summary().set_index("model")
+    assert set(summary.index) == MODELS | {"ceiling"}
+    assert summary.loc["ceiling", "gini_vs_ceiling"] == pytest.approx(1.0)
+    assert summary["gini_vs_ceiling"].notna().all() and summary["gini_vs_oracle"].notna().all()
+    assert summary.loc["oracle", "normalized_gini"] > summary.loc["last_window_value", "normalized_gini"]
+    assert {row["event_type"] for row in store.read(EVENTS).select("event_type").distinct().collect()} == {
+        "purchase"
+    }
+
+
+def it_predicts_each_users_last_window_as_the_naive_baseline(spark):
+    rows = [
+        ("a", "purchase", dt.datetime(2025, 3, 1), 10.0, 2.0),
+        ("a", "refund", dt.datetime(2025, 3, 5), 10.0, 1.0),
+        ("a", "purchase", dt.datetime(2024, 12, 1), 99.0, 1.0),  # before the window
+        ("b", "view", dt.datetime(2025, 3, 9), 5.0, 0.0),
+        ("c", "purchase", dt.datetime(2025, 4, 1), 7.0, 1.0),  # at the cutoff: the future
+    ]
+    schema = "user_id string, event_type string, event_time timestamp, price double, quantity double"
+    events = spark.createDataFrame(rows, schema).withColumn("order_id", F.lit("o1"))
+    users = spark.createDataFrame([("a",), ("b",)], "user_id string")
+    predicted = last_window_predictions(events, users, dt.date(2025, 4, 1), 60).orderBy("user_id").collect()
+    # a: 20 bought - 10 refunded inside [2025-01-31, 2025-04-01)
+    assert [(r["user_id"], r["predicted"], r["churn_score"]) for r in predicted] == [
+        ("a", 10.0, -10.0),
+        ("b", 0.0, 0.0),
+    ]
 
 
 def it_prints_mean_and_spread_and_the_fraction_of_the_oracle(tmp_path):

@@ -24,7 +24,7 @@ from ltv_spark.pipeline.refresh import REFRESH_RUNS, TRACKED_TABLES, refresh, re
 from ltv_spark.pipeline.scoring import PREDICTIONS
 from ltv_spark.pipeline.streaming import STREAM_EVENTS, start_stream
 from ltv_spark.tables import DeltaRsStore
-from tests.helpers import tiny_overrides
+from tests.helpers import tiny_overrides, users_in_drops
 
 ROOT = Path(__file__).resolve().parent.parent
 MONDAY = dt.date(2025, 8, 25)  # the tiny world runs 2025-06-01 .. 2025-08-29
@@ -127,10 +127,6 @@ def it_reruns_a_spark_submit_killed_during_scoring_to_the_uninterrupted_end_stat
     assert sorted(r["status"] for r in statuses.collect()) == ["succeeded", "unchanged"]
 
 
-def _users_in(folder: Path) -> set[str]:
-    return {line.split(",")[1] for path in folder.glob("*.csv") for line in path.read_text().splitlines()[1:]}
-
-
 def it_rescores_exactly_the_users_with_new_events_as_files_land(spark, world, tmp_path):
     base, _, store, _ = world
     landing, batches = tmp_path / "landing", []
@@ -149,11 +145,11 @@ def it_rescores_exactly_the_users_with_new_events_as_files_land(spark, world, tm
 
     land_and_catch_up("2025-08-27")
     first = scored_at("2025-08-28")
-    assert set(first) == _users_in(landing / "2025-08-27") and len(first) > 5
+    assert set(first) == users_in_drops(landing / "2025-08-27") and len(first) > 5
     assert sum(b.events for b in batches) == sum(1 for p in landing.rglob("*.csv") for _ in p.open()) - 1
 
     land_and_catch_up("2025-08-28")
-    assert set(scored_at("2025-08-29")) == _users_in(landing / "2025-08-28")
+    assert set(scored_at("2025-08-29")) == users_in_drops(landing / "2025-08-28")
     assert scored_at("2025-08-28") == first  # the first file's users were not scored again
 
     versions = {name: store.version(name) for name in (PREDICTIONS, STREAM_EVENTS)}

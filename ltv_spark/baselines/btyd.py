@@ -21,7 +21,8 @@ from pyspark.sql import functions as F
 
 from ltv_spark.baselines.base import predictions
 
-RFM_COLUMNS = ["user_id", "frequency", "recency", "T", "monetary_value"]
+RFM_COLUMNS = ["user_id", "frequency", "recency", "T", "monetary_value", "mean_value"]
+SPEND_FROM = ("all", "repeat")  # which purchases the spend prediction conditions on
 
 
 def rfm_summary(events: DataFrame, cutoff: dt.date, time_unit_days: int = 7) -> DataFrame:
@@ -30,7 +31,8 @@ def rfm_summary(events: DataFrame, cutoff: dt.date, time_unit_days: int = 7) -> 
     The usual BTYD summary (lifetimes' ``summary_data_from_transaction_data`` with the day before
     the cutoff as the observation end): purchases are counted per day; frequency = purchase days
     - 1; recency = last - first purchase day and T = observation end - first purchase day, in
-    units of ``time_unit_days``; monetary_value = mean value of the repeat purchase days (0 if none).
+    units of ``time_unit_days``; monetary_value = mean value of the repeat purchase days (0 if none);
+    mean_value = mean value of every purchase day, the first included.
     """
     observation_end = cutoff - dt.timedelta(days=1)
     purchase_days = (
@@ -55,21 +57,31 @@ def rfm_summary(events: DataFrame, cutoff: dt.date, time_unit_days: int = 7) -> 
         F.when(frequency > 0, (F.col("total") - F.col("first_value")) / frequency)
         .otherwise(0.0)
         .alias("monetary_value"),
+        (F.col("total") / F.col("days")).alias("mean_value"),
     )
 
 
 @dataclass
 class BtydBaseline:
-    """Fitted BG/NBD (purchases) and Gamma-Gamma (spend); predicts over ``horizon`` time units."""
+    """Fitted BG/NBD (purchases) and Gamma-Gamma (spend); predicts over ``horizon`` time units.
+
+    Gamma-Gamma is fitted on repeat purchases, the published convention (and the published CDNOW
+    estimates). Its prediction for a customer conditions on ``spend_from``: "all" of the
+    customer's purchases (the default: the first purchase tells as much about a customer's spend
+    as any later one, and most customers have bought once) or only the "repeat" ones, as lifetimes
+    does (one-time buyers then all get the population mean). On the purchases-only world the
+    choice is worth 0.03 Gini: 0.654 against 0.684 (the closed-form ceiling), all purchases 0.684.
+    """
 
     purchases: BetaGeoFitter
     spend: GammaGammaFitter
     horizon: float
+    spend_from: str = "all"
     name: str = "bg_nbd_gamma_gamma"
     churn_from: str = "probability"
 
     @classmethod
-    def fit(cls, summary: pd.DataFrame, horizon: float) -> BtydBaseline:
+    def fit(cls, summary: pd.DataFrame, horizon: float, spend_from: str = "all") -> BtydBaseline:
         """Maximum likelihood on an RFM summary (RFM_COLUMNS); Gamma-Gamma on repeat buyers only.
 
         Unpenalized first (the published estimates); on small or odd data where that does not
@@ -78,7 +90,9 @@ class BtydBaseline:
         repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
         purchases = _fit_converging(BetaGeoFitter, summary["frequency"], summary["recency"], summary["T"])
         spend = _fit_converging(GammaGammaFitter, repeat["frequency"], repeat["monetary_value"])
-        return cls(purchases, spend, horizon)
+        if spend_from not in SPEND_FROM:
+            raise ValueError(f"spend_from={spend_from!r}: expected one of {', '.join(SPEND_FROM)}")
+        return cls(purchases, spend, horizon, spend_from)
 
     def expected_purchases(self, summary: pd.DataFrame) -> np.ndarray:
         return np.asarray(
@@ -89,11 +103,14 @@ class BtydBaseline:
         )
 
     def expected_spend(self, summary: pd.DataFrame) -> np.ndarray:
-        """Gamma-Gamma's expected mean spend per purchase (the population mean without repeats)."""
-        monetary = summary["monetary_value"].where(summary["frequency"] > 0, 0.0)
-        return np.asarray(
-            self.spend.conditional_expected_average_profit(summary["frequency"], monetary), dtype=float
-        )
+        """Gamma-Gamma's posterior mean spend per purchase, given ``spend_from``'s purchases:
+        p (gamma + n mean) / (p n + q - 1) for n purchases of that mean value."""
+        if self.spend_from == "all":
+            purchases, mean = summary["frequency"] + 1, summary["mean_value"]
+        else:
+            purchases = summary["frequency"]
+            mean = summary["monetary_value"].where(purchases > 0, 0.0)
+        return np.asarray(self.spend.conditional_expected_average_profit(purchases, mean), dtype=float)
 
     def churn_probability(self, summary: pd.DataFrame) -> np.ndarray:
         """P(no purchase within the horizon | history).

@@ -104,7 +104,8 @@ def ensure_truth(
     if not marker.exists() or marker.read_text() != wanted:
         raise WorldExists(
             f"{marker} does not describe the configured world (world.*): the oracle would not be the "
-            "truth of the events in bronze. Run `ltv generate` with this configuration first."
+            f"truth of the events in bronze ({_world_difference(marker, world)}). Run `ltv generate` "
+            "with this configuration first, or pass the world's settings (e.g. --set world.model=btyd)."
         )
     at = (F.col("cutoff") == F.lit(cutoff)) & (F.col("horizon_days") == horizon_days)
     if not store.exists(TRUTH) or store.read(TRUTH).filter(at).limit(1).count() == 0:
@@ -114,6 +115,25 @@ def ensure_truth(
             store.overwrite(truth, TRUTH, partition_by=["cutoff", "horizon_days"], replace_partitions=replace)
             timer.rows = world.users
     return store.read(TRUTH).filter(at)
+
+
+def _world_difference(marker: Path, world: WorldConfig) -> str:
+    """The world keys where the marker and the configuration differ, as ``key: disk != config``."""
+    if not marker.exists():
+        return "no world there"
+    on_disk, configured = _flat(json.loads(marker.read_text())), _flat(config_to_dict(world))
+    keys = sorted(k for k in on_disk.keys() | configured.keys() if on_disk.get(k) != configured.get(k))
+    return "; ".join(f"world.{k}: {on_disk.get(k)!r} on disk, {configured.get(k)!r} configured" for k in keys)
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,10 @@ from ltv_spark.baselines import (
 )
 from ltv_spark.baselines.base import fit_sample
 from ltv_spark.baselines.btyd import RFM_COLUMNS
+from ltv_spark.baselines.naive import NAIVE, last_window_predictions
 from ltv_spark.config import Config
 from ltv_spark.dataset import join_examples, plan_cutoffs
-from ltv_spark.evaluation import ORACLE, MetricTables, actuals, format_summary, metric_tables
+from ltv_spark.evaluation import CEILING, ORACLE, MetricTables, actuals, format_summary, metric_tables
 from ltv_spark.features import FEATURE_COLUMNS, sessions_before, user_features
 from ltv_spark.frames import union_all
 from ltv_spark.labels import user_labels
@@ -52,6 +53,7 @@ from ltv_spark.tables import TableStore
 
 EVALUATION_METRICS = "gold.evaluation_metrics"
 NEURAL_MODELS = {"transformer": "transformer", "mlp": "mlp_ziln"}  # architecture -> model name
+CEILING_COLUMNS = ("ceiling_value", "ceiling_p_buy")  # in world.truth where the world has a closed form
 RUN_COLUMNS = "model string, seed int, user_id string, predicted double, churn_score double"
 
 
@@ -132,12 +134,16 @@ def _generated_holdout(spark: SparkSession, store: TableStore, config: Config, s
     _neural_runs(spark, holdout, config, seeds, [(examples.train, examples.validation, examples.evaluation)])
     _static_runs(holdout, config, [(examples.train, examples.evaluation)])
     _btyd_run(holdout, config, store.read(EVENTS), examples.evaluation, cutoff, horizon)
+    _naive_run(holdout, store.read(EVENTS), examples.evaluation, cutoff, horizon)
     truth = ensure_truth(spark, store, config.world, cutoff, horizon)
-    oracle = truth.select(
-        "user_id", F.col("expected_value").alias("predicted"), (1 - F.col("p_buy")).alias("churn_score")
-    )
-    holdout.add(oracle, ORACLE, 0, "probability")
+    holdout.add(_from_truth(truth, "expected_value", "p_buy"), ORACLE, 0, "probability")
     holdout.notes.append("oracle: the generator's exact expected value given each user's hidden state")
+    if CEILING_COLUMNS[0] in truth.columns:
+        holdout.add(_from_truth(truth, *CEILING_COLUMNS), CEILING, 0, "probability")
+        holdout.notes.append(
+            "ceiling: the best prediction from each customer's purchases before the cutoff alone, under "
+            "the world's true parameters (BG/NBD eq. 10 x the Gamma-Gamma posterior mean spend)"
+        )
     return holdout
 
 
@@ -188,6 +194,7 @@ def _cdnow_holdout(spark: SparkSession, store: TableStore, config: Config, seeds
     _neural_runs(spark, holdout, config, seeds, splits)
     _static_runs(holdout, config, [(train, evaluation) for train, _, evaluation in splits])
     _btyd_run(holdout, config, events, examples, cutoff, horizon)
+    _naive_run(holdout, events, examples, cutoff, horizon)
     return holdout
 
 
@@ -251,18 +258,30 @@ def _btyd_run(
     unit = config.evaluate.btyd_time_unit_days
     summary = rfm_summary(events, cutoff, unit)
     sample = fit_sample(summary, RFM_COLUMNS, config.evaluate.max_fit_rows, config.train.seed)
-    model = BtydBaseline.fit(sample, horizon=horizon / unit)
+    model = BtydBaseline.fit(sample, horizon=horizon / unit, spend_from=config.evaluate.btyd_spend_from)
     rows = users.select("user_id").join(summary, "user_id", "left")
     holdout.add(predict_on_spark(rows, model), model.name, 0, model.churn_from)
     parameters = ", ".join(f"{k}={v:.3f}" for k, v in model.parameters().items())
     holdout.notes.append(
         f"BG/NBD + Gamma-Gamma fitted on the RFM summary at the cutoff ({parameters}); "
-        "users without a purchase before the cutoff get 0"
+        f"spend from {model.spend_from} purchases; users without a purchase before the cutoff get 0"
+    )
+
+
+def _naive_run(holdout: Holdout, events: DataFrame, users: DataFrame, cutoff: dt.date, horizon: int) -> None:
+    holdout.add(last_window_predictions(events, users, cutoff, horizon), NAIVE, 0, "value")
+    holdout.notes.append(
+        f"{NAIVE}: each user's net value in the {horizon} days before the cutoff (what a shop tries first)"
     )
 
 
 def _as_prediction(value: str, churn: str) -> list[Column]:
     return [F.col(value).alias("predicted"), F.col(churn).alias("churn_score")]
+
+
+def _from_truth(truth: DataFrame, value: str, p_buy: str) -> DataFrame:
+    """A reference run from world.truth: its expected value, and churn as 1 - P(buy)."""
+    return truth.select("user_id", F.col(value).alias("predicted"), (1 - F.col(p_buy)).alias("churn_score"))
 
 
 def _save_metrics(spark: SparkSession, store: TableStore, holdout: Holdout, tables: MetricTables) -> None:

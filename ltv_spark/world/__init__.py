@@ -16,10 +16,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ltv_spark.config import WorldConfig
+from ltv_spark.world.btyd import BTYD_TRUTH_SCHEMA, draw_customer, truth_row
 from ltv_spark.world.files import MANIFEST_SCHEMA, write_groups
 from ltv_spark.world.junk import write_junk_files
 from ltv_spark.world.model import draw_user, make_catalog, truth_at
-from ltv_spark.world.simulate import simulate_partition, user_id_of
+from ltv_spark.world.simulate import simulate_btyd_partition, simulate_partition, user_id_of
 
 __all__ = ["events_frame", "truth_frame", "write_drops", "write_junk_files"]
 
@@ -40,7 +41,12 @@ def events_frame(spark: SparkSession, world: WorldConfig) -> DataFrame:
     """Every event of every user (strings, as logged), simulated on the executors."""
     partitions = max(1, math.ceil(world.users / world.users_per_partition))
     users = spark.range(0, world.users, numPartitions=partitions)
-    simulate = simulate_partition(world.seed, world.start_date, world.days, world.dirty_rate)
+    if world.model == "btyd":
+        simulate = simulate_btyd_partition(
+            world.seed, world.start_date, world.days, world.dirty_rate, world.btyd
+        )
+    else:
+        simulate = simulate_partition(world.seed, world.start_date, world.days, world.dirty_rate)
     return users.mapInPandas(simulate, EVENTS_SCHEMA)
 
 
@@ -57,9 +63,15 @@ def write_drops(events: DataFrame, world: WorldConfig, out: str) -> DataFrame:
 
 
 def truth_frame(spark: SparkSession, world: WorldConfig, cutoff: dt.date, horizon_days: int) -> DataFrame:
-    """Each user's hidden parameters and true expected net value over [cutoff, cutoff + horizon)."""
+    """Each user's hidden parameters and true expected net value over [cutoff, cutoff + horizon).
+
+    In the purchases-only world (``world.model: btyd``) the customers born before the cutoff, with
+    the closed-form ceiling beside the oracle (ltv_spark.world.btyd).
+    """
     partitions = max(1, math.ceil(world.users / world.users_per_partition))
     cutoff_day = (cutoff - world.start_date).days
+    if world.model == "btyd":
+        return _btyd_truth(spark.range(0, world.users, numPartitions=partitions), world, cutoff, horizon_days)
     seed, days, start = world.seed, world.days, world.start_date
 
     def truth(batches):
@@ -83,6 +95,28 @@ def truth_frame(spark: SparkSession, world: WorldConfig, cutoff: dt.date, horizo
     return spark.range(0, world.users, numPartitions=partitions).mapInPandas(truth, TRUTH_SCHEMA)
 
 
+def _btyd_truth(users: DataFrame, world: WorldConfig, cutoff: dt.date, horizon_days: int) -> DataFrame:
+    cutoff_day = (cutoff - world.start_date).days
+    seed, days, start, params = world.seed, world.days, world.start_date, world.btyd
+
+    def truth(batches):
+        for batch in batches:
+            rows = []
+            for index in batch["id"]:
+                customer = draw_customer(seed, int(index), days, params)
+                if customer.birth_day < cutoff_day:
+                    ids = {
+                        "user_id": user_id_of(customer.user_index),
+                        "cutoff": cutoff,
+                        "horizon_days": horizon_days,
+                    }
+                    rows.append({**ids, **truth_row(customer, params, start, cutoff_day, horizon_days)})
+            yield pd.DataFrame(rows, columns=BTYD_COLUMNS)
+
+    return users.mapInPandas(truth, BTYD_TRUTH_SCHEMA)
+
+
+BTYD_COLUMNS = [column.split()[0] for column in BTYD_TRUTH_SCHEMA.split(", ")]
 _LATENT = {"session_rate", "order_rate", "decline_hazard", "decline_day", "decay_days", "refund_prob"}
 
 

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from ltv_spark.config import BtydWorldConfig
 from ltv_spark.contract import RAW_COLUMNS
+from ltv_spark.world.btyd import draw_customer, purchase_rows
 from ltv_spark.world.model import (
     BUY_LAG_DAYS,
     FIRST_ORDER_PROB,
@@ -67,7 +69,7 @@ def simulate_user(
     events = _session_events(user, catalog, rng, session_day, is_order, start)
     events = pd.concat([events, _refunds(user, rng, events, start, days)], ignore_index=True)
     events = events.sort_values(["sort_ms", "phase", "seq"], kind="stable").reset_index(drop=True)
-    return _finish(user, events, rng, dirty_rate, start)
+    return _finish(user.user_index, events, rng, dirty_rate, start)
 
 
 def simulate_partition(seed: int, start: dt.date, days: int, dirty_rate: float):
@@ -80,6 +82,22 @@ def simulate_partition(seed: int, start: dt.date, days: int, dirty_rate: float):
                 simulate_user(draw_user(seed, int(i), days), catalog, seed, start, days, dirty_rate)
                 for i in batch["id"]
             ]
+            if frames:
+                yield pd.concat(frames, ignore_index=True)
+
+    return simulate
+
+
+def simulate_btyd_partition(seed: int, start: dt.date, days: int, dirty_rate: float, params: BtydWorldConfig):
+    """A mapInPandas function for the purchases-only world (ltv_spark.world.btyd): ids -> purchases."""
+
+    def simulate(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            frames = []
+            for index in batch["id"]:
+                customer = draw_customer(seed, int(index), days, params)
+                rng = user_rng(seed, customer.user_index, 11)
+                frames.append(_finish(customer.user_index, purchase_rows(customer), rng, dirty_rate, start))
             if frames:
                 yield pd.concat(frames, ignore_index=True)
 
@@ -167,10 +185,10 @@ def _refunds(
 
 
 def _finish(
-    user: UserParams, events: pd.DataFrame, rng: np.random.Generator, dirty_rate: float, start: dt.date
+    user_index: int, events: pd.DataFrame, rng: np.random.Generator, dirty_rate: float, start: dt.date
 ) -> pd.DataFrame:
     """Render the contract's string columns, then apply dirt."""
-    uid = user_id_of(user.user_index)
+    uid = user_id_of(user_index)
     n = len(events)
     world_ms = events["sort_ms"].to_numpy()
     is_order = events["event_type"].isin(["purchase", "refund"]).to_numpy()
