@@ -35,7 +35,7 @@ from ltv_spark.pipeline import (
     ingest_cdnow,
     ingest_raw,
 )
-from ltv_spark.pipeline.evaluation import evaluate
+from ltv_spark.pipeline.evaluation import DATA, evaluate
 from ltv_spark.pipeline.refresh import REFRESH_RUNS, RefreshFailed, refresh, refresh_range, retrain
 from ltv_spark.pipeline.scoring import PREDICTIONS, day_after_data, score_as_of
 from ltv_spark.pipeline.streaming import start_stream
@@ -332,7 +332,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluation = commands.add_parser(
         "evaluate", parents=[common], help="every model on the evaluation cutoff -> metrics + report"
     )
-    evaluation.add_argument("--data", choices=["generated", "cdnow"], default="generated")
+    evaluation.add_argument(
+        "--data",
+        choices=list(DATA),
+        default="generated",
+        help="warehouse: whatever bronze.events holds (a shop's own drops), no oracle",
+    )
     evaluation.add_argument(
         "--seeds", help="comma-separated seeds of the neural models (default: evaluate.seeds)"
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from deltalake import DeltaTable
 
 from ltv_spark.cli import main
+from ltv_spark.config import load_config
 from ltv_spark.pipeline import EVENTS, QUARANTINE, TRUTH
+from ltv_spark.tables import open_store
 
 
 def it_generates_and_ingests_a_world_whose_counts_add_up(spark, tmp_path, capsys):
@@ -43,3 +45,27 @@ def it_generates_and_ingests_a_world_whose_counts_add_up(spark, tmp_path, capsys
 def it_exits_with_a_config_error_naming_the_key(capsys):
     assert main(["ingest", "--set", "ingest.formt=csv"]) == 2
     assert "unknown key 'ingest.formt'" in capsys.readouterr().err
+
+
+def it_generates_the_purchases_only_world_with_its_ceiling(spark, tmp_path):
+    raw, warehouse = tmp_path / "raw", tmp_path / "warehouse"
+    common = ["--set", f"tables.root={warehouse}", "--quiet"]
+    world = [
+        "--users",
+        "300",
+        "--days",
+        "120",
+        "--dirty-rate",
+        "0",
+        "--out",
+        str(raw),
+        "--truth-cutoff",
+        "2025-08-01",
+    ]
+    assert main(["generate", "--model", "btyd", *world, "--truth-horizon", "28", *common]) == 0
+    store = open_store(spark, load_config("local", [f"tables.root={warehouse}"]).tables)
+    truth = store.read(TRUTH).toPandas()
+    assert 100 < len(truth) < 300  # the customers born before the cutoff
+    assert (truth["ceiling_value"] > 0).all() and truth["ceiling_p_buy"].between(0, 1).all()
+    lines = [line for path in raw.rglob("*.csv") for line in path.read_text().splitlines()[1:]]
+    assert lines and all(",purchase," in line for line in lines)

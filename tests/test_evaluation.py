@@ -74,6 +74,13 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     first = runs.set_index(["model", "seed"])["normalized_gini"]
     pd.testing.assert_series_equal(kept.sort_index(), first.sort_index())
 
+    shop = evaluate(spark, store, tiny, "warehouse")  # the same drops seen as a shop's own data
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == models_before  # same models
+    assert shop.run.startswith("warehouse_") and set(shop.tables.runs["model"]) == MODELS - {"oracle"}
+    warehouse = shop.tables.runs.set_index(["model", "seed"])["normalized_gini"]
+    pd.testing.assert_series_equal(warehouse.sort_index(), first.drop("oracle", level="model").sort_index())
+    assert store.read(EVALUATION_METRICS).filter(F.col("run") == shop.run).count() == 8
+
 
 def two_model_tables() -> MetricTables:
     """Hand-made metric tables: a transformer over two seeds and the oracle."""

@@ -1,9 +1,15 @@
 """Every model on the same users of a time holdout -> gold.evaluation_metrics and reports/<run>/.
 
-Generated world: the neural models and the static baselines learn from the training cutoffs'
-examples (validation cutoff for early stopping), BG/NBD + Gamma-Gamma from the RFM summary at the
-evaluation cutoff, and the oracle is the generator's own expected value; all are scored on the
-users active before the evaluation cutoff.
+Warehouse (a shop's own data, ``--data warehouse``): whatever bronze.events holds, on the cutoff
+plan of the config (features.*). The neural models and the static baselines learn from the
+training cutoffs' examples (validation cutoff for early stopping), BG/NBD + Gamma-Gamma from the
+RFM summary at the evaluation cutoff, the naive baseline repeats each user's last window; all
+are scored on the users active before the evaluation cutoff. This is how a shop decides whether
+to trust the models on its own history.
+
+Generated world: the same, plus the references only the generator knows: the oracle (its
+expected value given each user's hidden state) and, on the purchases-only world, the closed-form
+ceiling (the best prediction from observable history).
 
 CDNOW: one cutoff (39 weeks of calibration, 39 of holdout), so the supervised models cannot learn
 from an earlier window; they are cross-fitted instead: customers are split into folds by a hash of
@@ -54,6 +60,7 @@ from ltv_spark.tables import TableStore
 EVALUATION_METRICS = "gold.evaluation_metrics"
 NEURAL_MODELS = {"transformer": "transformer", "mlp": "mlp_ziln"}  # architecture -> model name
 CEILING_COLUMNS = ("ceiling_value", "ceiling_p_buy")  # in world.truth where the world has a closed form
+DATA = {"generated": "the generated world", "warehouse": "bronze.events", "cdnow": "CDNOW"}
 RUN_COLUMNS = "model string, seed int, user_id string, predicted double, churn_score double"
 
 
@@ -85,6 +92,8 @@ class Holdout:
     churn_from: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     data_versions: dict = field(default_factory=dict)
+    cutoff: dt.date | None = None
+    horizon_days: int | None = None
 
     def add(self, predictions: DataFrame, model: str, seed: int, churn_from: str) -> None:
         self.runs.append(predictions.select(F.lit(model).alias("model"), F.lit(seed).alias("seed"), "*"))
@@ -94,14 +103,16 @@ class Holdout:
 def evaluate(
     spark: SparkSession, store: TableStore, config: Config, data: str, seeds: list[int] | None = None
 ) -> EvaluationSummary:
-    """Compare every model on ``data`` ("generated" or "cdnow"); save the metrics and the report."""
+    """Compare every model on ``data`` (one of DATA); save the metrics and the report."""
     seeds = list(seeds or config.evaluate.seeds)
-    if data == "generated":
-        holdout = _generated_holdout(spark, store, config, seeds)
+    if data in ("generated", "warehouse"):
+        holdout = _warehouse_holdout(spark, store, config, seeds, data)
+        if data == "generated":
+            _add_references(spark, store, config, holdout)
     elif data == "cdnow":
         holdout = _cdnow_holdout(spark, store, config, seeds)
     else:
-        raise ValueError(f"unknown data {data!r}: expected generated or cdnow")
+        raise ValueError(f"unknown data {data!r}: expected one of {', '.join(DATA)}")
     # Materialized once, lineage cut: the ranks reuse the scores three times, and the optimizer
     # chokes (runs out of heap) on the plan of every training and scoring step beneath them.
     scored = union_all(holdout.runs).join(holdout.actuals, "user_id").localCheckpoint()
@@ -116,15 +127,20 @@ def evaluate(
     return EvaluationSummary(holdout.run, report, tables, holdout.notes)
 
 
-def _generated_holdout(spark: SparkSession, store: TableStore, config: Config, seeds: list[int]) -> Holdout:
+def _warehouse_holdout(
+    spark: SparkSession, store: TableStore, config: Config, seeds: list[int], data: str
+) -> Holdout:
+    """Every model trained and scored on the cutoff plan over bronze.events (run name ``data``)."""
     plan = plan_cutoffs(config.features)
     examples = build_training_set(spark, store, config.features, plan)
     cutoff, horizon = plan.evaluation, plan.horizon_days
     holdout = Holdout(
-        run=f"generated_{cutoff}_h{horizon}",
-        title=f"LTV models on the generated world: cutoff {cutoff}, horizon {horizon} days",
+        run=f"{data}_{cutoff}_h{horizon}",
+        title=f"LTV models on {DATA[data]}: cutoff {cutoff}, horizon {horizon} days",
         actuals=actuals(examples.evaluation),
         data_versions=examples_identity(store, config.features, plan.all_cutoffs),
+        cutoff=cutoff,
+        horizon_days=horizon,
     )
     holdout.notes += [
         f"training cutoffs {', '.join(map(str, plan.train))}; validation {plan.validation}; "
@@ -135,7 +151,12 @@ def _generated_holdout(spark: SparkSession, store: TableStore, config: Config, s
     _static_runs(holdout, config, [(examples.train, examples.evaluation)])
     _btyd_run(holdout, config, store.read(EVENTS), examples.evaluation, cutoff, horizon)
     _naive_run(holdout, store.read(EVENTS), examples.evaluation, cutoff, horizon)
-    truth = ensure_truth(spark, store, config.world, cutoff, horizon)
+    return holdout
+
+
+def _add_references(spark: SparkSession, store: TableStore, config: Config, holdout: Holdout) -> None:
+    """The generator's oracle, and its closed-form ceiling where the world has one."""
+    truth = ensure_truth(spark, store, config.world, holdout.cutoff, holdout.horizon_days)
     holdout.add(_from_truth(truth, "expected_value", "p_buy"), ORACLE, 0, "probability")
     holdout.notes.append("oracle: the generator's exact expected value given each user's hidden state")
     if CEILING_COLUMNS[0] in truth.columns:
@@ -144,7 +165,6 @@ def _generated_holdout(spark: SparkSession, store: TableStore, config: Config, s
             "ceiling: the best prediction from each customer's purchases before the cutoff alone, under "
             "the world's true parameters (BG/NBD eq. 10 x the Gamma-Gamma posterior mean spend)"
         )
-    return holdout
 
 
 def _cdnow_holdout(spark: SparkSession, store: TableStore, config: Config, seeds: list[int]) -> Holdout:
@@ -213,7 +233,7 @@ def _neural_runs(
             )
             scores = []
             for index, (train, validation, scored) in enumerate(splits):
-                data = {**holdout.data_versions, "split": index, "run": holdout.run}
+                data = {**holdout.data_versions, "split": index}  # the same data: the same model
                 trained = fit_examples(
                     spark, train, validation, settings, config.features.sequence_length, data
                 )
