@@ -87,11 +87,11 @@ class BtydBaseline:
         Unpenalized first (the published estimates); on small or odd data where that does not
         converge, the smallest of PENALIZERS that does (lifetimes' own advice), kept in ``penalizer``.
         """
+        if spend_from not in SPEND_FROM:
+            raise ValueError(f"spend_from={spend_from!r}: expected one of {', '.join(SPEND_FROM)}")
         repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
         purchases = _fit_converging(BetaGeoFitter, summary["frequency"], summary["recency"], summary["T"])
         spend = _fit_converging(GammaGammaFitter, repeat["frequency"], repeat["monetary_value"])
-        if spend_from not in SPEND_FROM:
-            raise ValueError(f"spend_from={spend_from!r}: expected one of {', '.join(SPEND_FROM)}")
         return cls(purchases, spend, horizon, spend_from)
 
     def expected_purchases(self, summary: pd.DataFrame) -> np.ndarray:

@@ -39,8 +39,7 @@ TRUTH_SCHEMA = (
 
 def events_frame(spark: SparkSession, world: WorldConfig) -> DataFrame:
     """Every event of every user (strings, as logged), simulated on the executors."""
-    partitions = max(1, math.ceil(world.users / world.users_per_partition))
-    users = spark.range(0, world.users, numPartitions=partitions)
+    users = _user_indexes(spark, world)
     if world.model == "btyd":
         simulate = simulate_btyd_partition(
             world.seed, world.start_date, world.days, world.dirty_rate, world.btyd
@@ -68,10 +67,10 @@ def truth_frame(spark: SparkSession, world: WorldConfig, cutoff: dt.date, horizo
     In the purchases-only world (``world.model: btyd``) the customers born before the cutoff, with
     the closed-form ceiling beside the oracle (ltv_spark.world.btyd).
     """
-    partitions = max(1, math.ceil(world.users / world.users_per_partition))
-    cutoff_day = (cutoff - world.start_date).days
+    users = _user_indexes(spark, world)
     if world.model == "btyd":
-        return _btyd_truth(spark.range(0, world.users, numPartitions=partitions), world, cutoff, horizon_days)
+        return _btyd_truth(users, world, cutoff, horizon_days)
+    cutoff_day = (cutoff - world.start_date).days
     seed, days, start = world.seed, world.days, world.start_date
 
     def truth(batches):
@@ -92,7 +91,13 @@ def truth_frame(spark: SparkSession, world: WorldConfig, cutoff: dt.date, horizo
                 rows.append(row)
             yield pd.DataFrame(rows)
 
-    return spark.range(0, world.users, numPartitions=partitions).mapInPandas(truth, TRUTH_SCHEMA)
+    return users.mapInPandas(truth, TRUTH_SCHEMA)
+
+
+def _user_indexes(spark: SparkSession, world: WorldConfig) -> DataFrame:
+    """``id`` 0 .. users - 1 in partitions of ``users_per_partition`` (what the executors simulate)."""
+    partitions = max(1, math.ceil(world.users / world.users_per_partition))
+    return spark.range(0, world.users, numPartitions=partitions)
 
 
 def _btyd_truth(users: DataFrame, world: WorldConfig, cutoff: dt.date, horizon_days: int) -> DataFrame:
