@@ -161,6 +161,8 @@ class EvaluateConfig:
     max_fit_rows: int = 500_000  # rows the driver-side fits (BTYD, scikit-learn) read at most
     btyd_time_unit_days: int = 7  # BG/NBD time unit: weeks, as in the literature
     btyd_spend_from: Literal["all", "repeat"] = "all"  # purchases the Gamma-Gamma prediction conditions on
+    ceiling_particles: int = 500  # sessions world's observable ceiling: particles per set (0: none)
+    ceiling_users: int = 4000  # ... for about this many of the world's users (a fixed sample; 0: all)
     models_root: str = "data/evaluation/models"  # kept apart from the models that score production
     reports_dir: str = "reports"
     cdnow_cutoff: dt.date = dt.date(1997, 10, 1)  # 39 weeks of calibration from 1997-01-01

@@ -50,17 +50,23 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     ingest_raw(spark, store, tiny.ingest)
     result = evaluate(spark, store, tiny, "generated")
     runs = result.tables.runs
-    assert set(runs["model"]) == MODELS
-    seeded = ("transformer", "mlp_ziln")
-    assert runs.groupby("model").size().to_dict() == {m: 2 if m in seeded else 1 for m in MODELS}
+    assert set(runs["model"]) == MODELS | {"ceiling"}
+    twice = ("transformer", "mlp_ziln", "ceiling")  # two seeds; the ceiling: two particle sets
+    assert runs.groupby("model").size().to_dict() == {m: 2 if m in twice else 1 for m in MODELS | {"ceiling"}}
     assert runs["users"].nunique() == 1 and runs["users"].iloc[0] > 50  # the same users for every model
     summary = result.tables.summary().set_index("model")
     assert summary.loc["oracle", "gini_vs_oracle"] == pytest.approx(1.0)
     assert summary.loc["oracle", "normalized_gini"] > 0.3  # the truth ranks far better than chance
     assert summary.loc["transformer", "runs"] == 2 and summary.loc["transformer", "normalized_gini_std"] >= 0
+    # the observable ceiling: every user of this tiny world (under the 4,000 sampled), its Monte
+    # Carlo error small beside its distance from chance
+    assert summary.loc["ceiling", "gini_vs_ceiling"] == pytest.approx(1.0)
+    assert summary.loc["ceiling", "normalized_gini"] > 0.3
+    assert summary.loc["ceiling", "normalized_gini_std"] < 0.05
+    assert any("effective sample size" in note for note in result.notes)
 
     saved = store.read(EVALUATION_METRICS).filter(F.col("run") == result.run).toPandas()
-    assert len(saved) == len(runs) == 9
+    assert len(saved) == len(runs) == 11
     page = result.report.read_text()
     assert all(model in page for model in MODELS)
     assert all(len((result.report.parent / f"{plot}.png").read_bytes()) > 1000 for plot in PLOTS)
@@ -69,7 +75,7 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     models_before = sorted(p.name for p in (tmp_path / "models").iterdir())
     again = evaluate(spark, store, tiny, "generated")
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == models_before  # nothing retrained
-    assert store.read(EVALUATION_METRICS).filter(F.col("run") == result.run).count() == 9
+    assert store.read(EVALUATION_METRICS).filter(F.col("run") == result.run).count() == 11
     kept = again.tables.runs.set_index(["model", "seed"])["normalized_gini"]
     first = runs.set_index(["model", "seed"])["normalized_gini"]
     pd.testing.assert_series_equal(kept.sort_index(), first.sort_index())
@@ -78,7 +84,8 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == models_before  # same models
     assert shop.run.startswith("warehouse_") and set(shop.tables.runs["model"]) == MODELS - {"oracle"}
     warehouse = shop.tables.runs.set_index(["model", "seed"])["normalized_gini"]
-    pd.testing.assert_series_equal(warehouse.sort_index(), first.drop("oracle", level="model").sort_index())
+    references = first.drop(["oracle", "ceiling"], level="model")
+    pd.testing.assert_series_equal(warehouse.sort_index(), references.sort_index())
     assert store.read(EVALUATION_METRICS).filter(F.col("run") == shop.run).count() == 8
 
 

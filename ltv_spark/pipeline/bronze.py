@@ -7,6 +7,7 @@ modules below never read or write a table themselves.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -24,13 +25,14 @@ from ltv_spark.ingest import STATUS_BRONZE, STATUS_QUARANTINE, IngestCounts, cou
 from ltv_spark.progress import LOG, stage
 from ltv_spark.raw_files import drop_day, inspect_files, list_raw_files, read_bad_files, read_good_files
 from ltv_spark.tables import TableStore
-from ltv_spark.world import events_frame, truth_frame, write_drops, write_junk_files
+from ltv_spark.world import events_frame, observable_ceiling_frame, truth_frame, write_drops, write_junk_files
 
 EVENTS = "bronze.events"
 QUARANTINE = "bronze.quarantine"
 INGEST_FILES = "bronze.ingest_files"
 INGEST_BATCHES = "bronze.ingest_batches"
 TRUTH = "world.truth"
+OBSERVABLE_CEILING = "world.observable_ceiling"
 CDNOW_EVENTS = "cdnow.events"
 CDNOW_QUARANTINE = "cdnow.quarantine"
 WORLD_MARKER = "_world.json"
@@ -99,14 +101,7 @@ def ensure_truth(
     spark: SparkSession, store: TableStore, world: WorldConfig, cutoff: dt.date, horizon_days: int
 ) -> DataFrame:
     """world.truth at (cutoff, horizon), written once; the world on disk must be this config's."""
-    marker = Path(world.out).resolve() / WORLD_MARKER
-    wanted = json.dumps(config_to_dict(world), sort_keys=True)
-    if not marker.exists() or marker.read_text() != wanted:
-        raise WorldExists(
-            f"{marker} does not describe the configured world (world.*): the oracle would not be the "
-            f"truth of the events in bronze ({_world_difference(marker, world)}). Run `ltv generate` "
-            "with this configuration first, or pass the world's settings (e.g. --set world.model=btyd)."
-        )
+    _check_world_on_disk(world)
     at = (F.col("cutoff") == F.lit(cutoff)) & (F.col("horizon_days") == horizon_days)
     if not store.exists(TRUTH) or store.read(TRUTH).filter(at).limit(1).count() == 0:
         with stage(f"truth at {cutoff} + {horizon_days} days") as timer:
@@ -115,6 +110,51 @@ def ensure_truth(
             store.overwrite(truth, TRUTH, partition_by=["cutoff", "horizon_days"], replace_partitions=replace)
             timer.rows = world.users
     return store.read(TRUTH).filter(at)
+
+
+def ensure_observable_ceiling(
+    spark: SparkSession,
+    store: TableStore,
+    world: WorldConfig,
+    cutoff: dt.date,
+    horizon_days: int,
+    particles: int,
+    share: float,
+) -> DataFrame:
+    """world.observable_ceiling at (cutoff, horizon) for this world, particle count and sample; computed
+    once (it is the costliest reference: a posterior per user)."""
+    fingerprint = _check_world_on_disk(world)
+    at = (F.col("cutoff") == F.lit(cutoff)) & (F.col("horizon_days") == horizon_days)
+    same = at & (F.col("world") == fingerprint) & (F.col("particles") == particles)
+    same &= F.col("sample_share") == share
+    if (
+        not store.exists(OBSERVABLE_CEILING)
+        or store.read(OBSERVABLE_CEILING).filter(same).limit(1).count() == 0
+    ):
+        with stage(f"observable ceiling at {cutoff} + {horizon_days} days ({particles} particles)") as timer:
+            ceiling = observable_ceiling_frame(spark, world, cutoff, horizon_days, particles, share)
+            replace = {"cutoff": [cutoff.isoformat()], "horizon_days": [horizon_days]}
+            store.overwrite(
+                ceiling.withColumn("world", F.lit(fingerprint)),
+                OBSERVABLE_CEILING,
+                partition_by=["cutoff", "horizon_days"],
+                replace_partitions=replace,
+            )
+            timer.rows = store.read(OBSERVABLE_CEILING).filter(same).count()
+    return store.read(OBSERVABLE_CEILING).filter(same)
+
+
+def _check_world_on_disk(world: WorldConfig) -> str:
+    """The world's fingerprint; raises unless the raw drops on disk are this configuration's world."""
+    marker = Path(world.out).resolve() / WORLD_MARKER
+    wanted = json.dumps(config_to_dict(world), sort_keys=True)
+    if not marker.exists() or marker.read_text() != wanted:
+        raise WorldExists(
+            f"{marker} does not describe the configured world (world.*): the oracle would not be the "
+            f"truth of the events in bronze ({_world_difference(marker, world)}). Run `ltv generate` "
+            "with this configuration first, or pass the world's settings (e.g. --set world.model=btyd)."
+        )
+    return hashlib.sha256(wanted.encode()).hexdigest()[:16]
 
 
 def _world_difference(marker: Path, world: WorldConfig) -> str:

@@ -8,8 +8,9 @@ are scored on the users active before the evaluation cutoff. This is how a shop 
 to trust the models on its own history.
 
 Generated world: the same, plus the references only the generator knows: the oracle (its
-expected value given each user's hidden state) and, on the purchases-only world, the closed-form
-ceiling (the best prediction from observable history).
+expected value given each user's hidden state) and the ceiling (the best prediction from observable
+history): closed form on the purchases-only world, a posterior computed by importance sampling on
+a fixed sample of users on the sessions world.
 
 CDNOW: one cutoff (39 weeks of calibration, 39 of holdout), so the supervised models cannot learn
 from an earlier window; they are cross-fitted instead: customers are split into folds by a hash of
@@ -47,7 +48,13 @@ from ltv_spark.evaluation import CEILING, ORACLE, MetricTables, actuals, format_
 from ltv_spark.features import FEATURE_COLUMNS, sessions_before, user_features
 from ltv_spark.frames import union_all
 from ltv_spark.labels import user_labels
-from ltv_spark.pipeline.bronze import CDNOW_EVENTS, EVENTS, ensure_truth, ingest_cdnow
+from ltv_spark.pipeline.bronze import (
+    CDNOW_EVENTS,
+    EVENTS,
+    ensure_observable_ceiling,
+    ensure_truth,
+    ingest_cdnow,
+)
 from ltv_spark.pipeline.gold import build_training_set, examples_identity, feature_settings
 from ltv_spark.pipeline.training import fit_examples
 from ltv_spark.progress import stage
@@ -56,10 +63,12 @@ from ltv_spark.score import score_users
 from ltv_spark.sequences import user_sequences
 from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
+from ltv_spark.world.observable import ROUNDS
 
 EVALUATION_METRICS = "gold.evaluation_metrics"
 NEURAL_MODELS = {"transformer": "transformer", "mlp": "mlp_ziln"}  # architecture -> model name
 CEILING_COLUMNS = ("ceiling_value", "ceiling_p_buy")  # in world.truth where the world has a closed form
+SAMPLED_ORACLE = "oracle_on_ceiling_users"  # the oracle on the observable ceiling's sample
 DATA = {"generated": "the generated world", "warehouse": "bronze.events", "cdnow": "CDNOW"}
 RUN_COLUMNS = "model string, seed int, user_id string, predicted double, churn_score double"
 
@@ -165,6 +174,45 @@ def _add_references(spark: SparkSession, store: TableStore, config: Config, hold
             "ceiling: the best prediction from each customer's purchases before the cutoff alone, under "
             "the world's true parameters (BG/NBD eq. 10 x the Gamma-Gamma posterior mean spend)"
         )
+    elif config.world.model == "sessions" and config.evaluate.ceiling_particles > 0:
+        _add_observable_ceiling(spark, store, config, holdout, truth)
+
+
+def _add_observable_ceiling(
+    spark: SparkSession, store: TableStore, config: Config, holdout: Holdout, truth: DataFrame
+) -> None:
+    """The sessions world's ceiling (ltv_spark.world.observable): one run per independent particle set,
+    on a fixed sample of users; there, the oracle again, to compare on the same users."""
+    settings, users = config.evaluate, config.world.users
+    share = 1.0 if settings.ceiling_users <= 0 else min(1.0, settings.ceiling_users / users)
+    particles = settings.ceiling_particles
+    ceiling = ensure_observable_ceiling(
+        spark, store, config.world, holdout.cutoff, holdout.horizon_days, particles, share
+    ).join(holdout.actuals.select("user_id"), "user_id", "left_semi")
+    sets = [
+        row.particle_set
+        for row in ceiling.select("particle_set").distinct().orderBy("particle_set").collect()
+    ]
+    for particle_set in sets:
+        this_set = ceiling.filter(F.col("particle_set") == particle_set)
+        holdout.add(_from_truth(this_set, *CEILING_COLUMNS), CEILING, particle_set, "probability")
+    if share < 1.0:
+        sampled = truth.join(ceiling.select("user_id").distinct(), "user_id", "left_semi")
+        holdout.add(_from_truth(sampled, "expected_value", "p_buy"), SAMPLED_ORACLE, 0, "probability")
+    ess = ceiling.agg(
+        F.countDistinct("user_id").alias("users"),
+        F.percentile_approx("effective_sample_size", [0.05, 0.5]).alias("ess"),
+    ).first()
+    low, median = ess["ess"] or (float("nan"), float("nan"))
+    sample = f"a fixed {share:.0%} sample of the world's users: {ess['users']:,} of the holdout"
+    holdout.notes.append(
+        "ceiling: the posterior mean of the oracle's value given only each user's events before the cutoff, "
+        f"under the generator's own model and priors (ltv_spark.world.observable); {sample}; "
+        f"{len(sets)} independent sets of {particles} particles x {ROUNDS} rounds of importance sampling "
+        f"(its ± is the Monte Carlo error); effective sample size per user: median {median:.0f}, "
+        f"5th percentile {low:.0f}"
+        + (f"; {SAMPLED_ORACLE}: the oracle on the ceiling's users" if share < 1.0 else "")
+    )
 
 
 def _cdnow_holdout(spark: SparkSession, store: TableStore, config: Config, seeds: list[int]) -> Holdout:

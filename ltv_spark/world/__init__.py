@@ -2,7 +2,8 @@
 
 ``events_frame`` simulates users in parallel; ``write_drops`` writes them as daily files;
 ``truth_frame`` gives each user's hidden parameters and true expected value for a cutoff and
-horizon; ``write_junk_files`` adds one malformed file of each kind a platform produces.
+horizon; ``observable_ceiling_frame`` the best prediction from each user's history alone
+(ltv_spark.world.observable); ``write_junk_files`` adds one malformed file of each kind a platform produces.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from ltv_spark.world.btyd import BTYD_TRUTH_SCHEMA, draw_customer, truth_row
 from ltv_spark.world.files import MANIFEST_SCHEMA, write_groups
 from ltv_spark.world.junk import write_junk_files
 from ltv_spark.world.model import draw_user, make_catalog, truth_at
+from ltv_spark.world.observable import ceiling_rows, in_ceiling_sample
 from ltv_spark.world.simulate import simulate_btyd_partition, simulate_partition, user_id_of
 
-__all__ = ["events_frame", "truth_frame", "write_drops", "write_junk_files"]
+__all__ = ["events_frame", "observable_ceiling_frame", "truth_frame", "write_drops", "write_junk_files"]
 
 EVENTS_SCHEMA = (
     "event_id string, user_id string, event_time string, event_type string, product_id string, "
@@ -94,6 +96,40 @@ def truth_frame(spark: SparkSession, world: WorldConfig, cutoff: dt.date, horizo
     return users.mapInPandas(truth, TRUTH_SCHEMA)
 
 
+CEILING_SCHEMA = (
+    "user_id string, cutoff date, horizon_days int, sample_share double, particles int, particle_set int, "
+    "ceiling_value double, ceiling_p_buy double, effective_sample_size double"
+)
+
+
+def observable_ceiling_frame(
+    spark: SparkSession, world: WorldConfig, cutoff: dt.date, horizon_days: int, particles: int, share: float
+) -> DataFrame:
+    """The sessions world's observable ceiling over [cutoff, cutoff + horizon) for a fixed sample
+    (``share`` of the users, those with a session before the cutoff): one row per particle set."""
+    if world.model != "sessions":
+        raise ValueError(f"the observable ceiling is the sessions world's; world.model is {world.model!r}")
+    users = _user_indexes(spark, world)
+    cutoff_day = (cutoff - world.start_date).days
+    seed, days, start = world.seed, world.days, world.start_date
+    ids = {"cutoff": cutoff, "horizon_days": horizon_days, "sample_share": share, "particles": particles}
+
+    def ceiling(batches):
+        catalog = make_catalog(seed)
+        for batch in batches:
+            rows = []
+            for index in batch["id"]:
+                if in_ceiling_sample(seed, int(index), share):
+                    user = draw_user(seed, int(index), days)
+                    found = ceiling_rows(
+                        user, catalog, seed, start, days, cutoff_day, horizon_days, particles
+                    )
+                    rows += [{"user_id": user_id_of(user.user_index), **ids, **row} for row in found]
+            yield pd.DataFrame(rows, columns=CEILING_COLUMNS)
+
+    return users.mapInPandas(ceiling, CEILING_SCHEMA)
+
+
 def _user_indexes(spark: SparkSession, world: WorldConfig) -> DataFrame:
     """``id`` 0 .. users - 1 in partitions of ``users_per_partition`` (what the executors simulate)."""
     partitions = max(1, math.ceil(world.users / world.users_per_partition))
@@ -122,6 +158,7 @@ def _btyd_truth(users: DataFrame, world: WorldConfig, cutoff: dt.date, horizon_d
 
 
 BTYD_COLUMNS = [column.split()[0] for column in BTYD_TRUTH_SCHEMA.split(", ")]
+CEILING_COLUMNS = [column.split()[0] for column in CEILING_SCHEMA.split(", ")]
 _LATENT = {"session_rate", "order_rate", "decline_hazard", "decline_day", "decay_days", "refund_prob"}
 
 

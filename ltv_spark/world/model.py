@@ -26,6 +26,19 @@ PEAK_DAY_OF_YEAR = 335  # early December
 PEAK_WIDTH_DAYS = 20.0
 PEAK_LIFT = 0.35
 TRUTH_SAMPLES = 256  # Monte Carlo draws of the future decline time, for P(buy)
+# The users' priors (draw_user), which ltv_spark.world.observable integrates over: Gamma(shape,
+# scale), Beta(a, b), uniform(low, high).
+SIGNUP_SHARE = 0.85  # signup: a uniform day of the first 85% of the world
+SESSION_RATE = (1.5, 0.08 / 1.5)
+ORDER_RATE = (0.6, 0.015 / 0.6)
+HAZARD = (2.0, (1 / 240) / 2.0)
+DECAY_DAYS = (20.0, 60.0)
+VIEWS_PER_SESSION = (2.0, 1.0)
+CART_PROB = (2.0, 8.0)
+EXTRA_ITEMS = (1.0, 0.5)
+EXTRA_QUANTITY = (1.0, 0.3)
+REFUND_PROB = (1.0, 15.0)
+CATEGORY_CONCENTRATION = 0.3
 
 
 @dataclass(frozen=True)
@@ -87,22 +100,22 @@ def user_rng(seed: int, user_index: int, stream: int) -> np.random.Generator:
 
 def draw_user(seed: int, user_index: int, days: int) -> UserParams:
     rng = user_rng(seed, user_index, 0)
-    signup = int(rng.integers(0, int(days * 0.85)))
-    hazard = float(rng.gamma(2.0, (1 / 240) / 2.0))
+    signup = int(rng.integers(0, int(days * SIGNUP_SHARE)))
+    hazard = float(rng.gamma(*HAZARD))
     return UserParams(
         user_index=user_index,
         signup_day=signup,
-        session_rate=float(rng.gamma(1.5, 0.08 / 1.5)),
-        order_rate=float(rng.gamma(0.6, 0.015 / 0.6)),
+        session_rate=float(rng.gamma(*SESSION_RATE)),
+        order_rate=float(rng.gamma(*ORDER_RATE)),
         decline_hazard=hazard,
         decline_day=signup + float(rng.exponential(1.0 / hazard)),
-        decay_days=float(rng.uniform(20.0, 60.0)),
-        views_per_session=float(rng.gamma(2.0, 1.0)),
-        cart_prob=float(rng.beta(2.0, 8.0)),
-        extra_items=float(rng.gamma(1.0, 0.5)),
-        extra_quantity=float(rng.gamma(1.0, 0.3)),
-        refund_prob=float(rng.beta(1.0, 15.0)),
-        category_pref=rng.dirichlet(np.full(N_CATEGORIES, 0.3)),
+        decay_days=float(rng.uniform(*DECAY_DAYS)),
+        views_per_session=float(rng.gamma(*VIEWS_PER_SESSION)),
+        cart_prob=float(rng.beta(*CART_PROB)),
+        extra_items=float(rng.gamma(*EXTRA_ITEMS)),
+        extra_quantity=float(rng.gamma(*EXTRA_QUANTITY)),
+        refund_prob=float(rng.beta(*REFUND_PROB)),
+        category_pref=rng.dirichlet(np.full(N_CATEGORIES, CATEGORY_CONCENTRATION)),
     )
 
 

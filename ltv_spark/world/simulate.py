@@ -43,6 +43,7 @@ DIRT_KINDS = (
     "duplicate",
 )
 _PHASE_VIEW, _PHASE_CART, _PHASE_PURCHASE = 0, 1, 2
+REFUND_DELAY_MEAN_DAYS = 10  # a refund comes 1 + Poisson(10) days (and part of a day) after its order
 
 
 def user_id_of(user_index: int) -> str:
@@ -53,6 +54,21 @@ def simulate_user(
     user: UserParams, catalog: Catalog, seed: int, start: dt.date, days: int, dirty_rate: float = 0.0
 ) -> pd.DataFrame:
     """All events of one user over the world's days, sorted in time (dirt applied if asked)."""
+    events, _, rng = simulated_sessions(user, catalog, seed, start, days)
+    if events is None:
+        return _empty()
+    return _finish(user.user_index, events, rng, dirty_rate, start)
+
+
+def simulated_sessions(
+    user: UserParams, catalog: Catalog, seed: int, start: dt.date, days: int
+) -> tuple[pd.DataFrame | None, np.ndarray, np.random.Generator]:
+    """The simulator's own record of a user: (events before rendering, each session's day, the rng).
+
+    The events keep the simulator's columns (``session``, ``product``, ``event_type``, ``quantity``,
+    ``order``, ``copy``: a view or cart repeated for an ordered item, not a draw of its own), which
+    ltv_spark.world.observable reads; None when the user has no session at all.
+    """
     rng = user_rng(seed, user.user_index, 1)
     day = np.arange(user.signup_day, days)
     lift = season(start, day)
@@ -65,11 +81,11 @@ def simulate_user(
     session_day = np.concatenate([np.repeat(day, n_browse), np.repeat(day, n_orders)])
     is_order = np.concatenate([np.zeros(n_browse.sum(), bool), np.ones(n_orders.sum(), bool)])
     if session_day.size == 0:
-        return _empty()
+        return None, session_day, rng
     events = _session_events(user, catalog, rng, session_day, is_order, start)
     events = pd.concat([events, _refunds(user, rng, events, start, days)], ignore_index=True)
     events = events.sort_values(["sort_ms", "phase", "seq"], kind="stable").reset_index(drop=True)
-    return _finish(user.user_index, events, rng, dirty_rate, start)
+    return events, session_day, rng
 
 
 def simulate_partition(seed: int, start: dt.date, days: int, dirty_rate: float):
@@ -130,8 +146,8 @@ def _session_events(
     parts = [
         _part(view_session, view_product, "view", _PHASE_VIEW),
         _part(view_session[carted], view_product[carted], "cart", _PHASE_CART),
-        _part(item_session, item_product, "view", _PHASE_VIEW),
-        _part(item_session, item_product, "cart", _PHASE_CART),
+        _part(item_session, item_product, "view", _PHASE_VIEW, copy=True),
+        _part(item_session, item_product, "cart", _PHASE_CART, copy=True),
         _part(item_session, item_product, "purchase", _PHASE_PURCHASE, item_quantity, order_number),
     ]
     events = pd.concat(parts, ignore_index=True).sort_values(["session", "phase", "seq"], kind="stable")
@@ -145,10 +161,11 @@ def _session_events(
     return events
 
 
-def _part(session, product, event_type, phase, quantity=None, order=None) -> pd.DataFrame:
+def _part(session, product, event_type, phase, quantity=None, order=None, copy=False) -> pd.DataFrame:
     n = len(session)
     return pd.DataFrame(
         {
+            "copy": np.full(n, copy),
             "session": session,
             "product": product,
             "event_type": event_type,
@@ -173,7 +190,9 @@ def _refunds(
     purchases = events[events["event_type"] == "purchase"]
     orders = np.unique(purchases["order"].to_numpy())
     refunded = orders[rng.random(orders.size) < user.refund_prob]
-    delay_ms = (1 + rng.poisson(10, refunded.size)) * 86_400_000 + rng.integers(0, 86_400_000, refunded.size)
+    delay_ms = (1 + rng.poisson(REFUND_DELAY_MEAN_DAYS, refunded.size)) * 86_400_000 + rng.integers(
+        0, 86_400_000, refunded.size
+    )
     rows = purchases[purchases["order"].isin(refunded)].copy()
     if rows.empty:
         return rows
