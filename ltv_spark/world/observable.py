@@ -183,13 +183,17 @@ def _order_posterior(
     lift = season(start, np.arange(history.cutoff_day + horizon))
     last_signup = min(int(history.session_day.min()), int(days * SIGNUP_SHARE) - 1)
     broad = _BroadProposal(history, last_signup)
-    proposal: _Proposal = broad
-    for _ in range(ROUNDS):
+
+    def weighted(proposal: _Proposal) -> tuple[_Particles, np.ndarray, np.ndarray, np.ndarray]:
         drawn = proposal.draw(particles, rng)
         log_likelihood, orders, no_order = _likelihood(history, drawn, lift, horizon)
         log_weight = _log_prior(drawn) + log_likelihood - proposal.log_density(drawn)
         weight = np.exp(log_weight - log_weight.max())
-        proposal = _FittedProposal(drawn, weight / weight.sum(), broad)
+        return drawn, weight / weight.sum(), orders, no_order
+
+    drawn, weight, orders, no_order = weighted(broad)
+    for _ in range(ROUNDS - 1):
+        drawn, weight, orders, no_order = weighted(_FittedProposal(drawn, weight, broad))
     return orders, no_order, weight
 
 
