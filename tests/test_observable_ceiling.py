@@ -32,11 +32,11 @@ def histories(users: range) -> list[tuple[int, observable.History]]:
 
 def it_sums_lift_times_engagement_as_a_day_by_day_loop_does():
     lift = season(START, np.arange(CUTOFF_DAY + HORIZON))
-    decay = np.array([20.0, 35.0, 59.0, 20.0])
-    exposure = observable._Exposure(lift, decay)
+    decay = observable._decay_strata(observable.DECAY_STRATA)[[0, 6, 15, 0]]  # 21.25, 36.25, 58.75 days
+    exposure = observable._Exposure(lift)
     signup = np.array([0.0, 100.0, 300.0, 440.0])
     decline = np.array([50.5, 2000.0, 310.25, 439.0])
-    got = exposure.total(signup, decline + BUY_LAG_DAYS, CUTOFF_DAY + HORIZON)
+    got = exposure.total(signup, decline + BUY_LAG_DAYS, decay, CUTOFF_DAY + HORIZON)
     for i in range(signup.size):
         day = np.arange(int(signup[i]), CUTOFF_DAY + HORIZON)
         expected = lift[day] @ engagement(day, decline[i] + BUY_LAG_DAYS, decay[i])

@@ -96,7 +96,7 @@ def truth_frame(spark: SparkSession, world: WorldConfig, cutoff: dt.date, horizo
     return users.mapInPandas(truth, TRUTH_SCHEMA)
 
 
-CEILING_SCHEMA = (
+OBSERVABLE_CEILING_SCHEMA = (
     "user_id string, cutoff date, horizon_days int, sample_share double, particles int, particle_set int, "
     "ceiling_value double, ceiling_p_buy double, effective_sample_size double"
 )
@@ -125,9 +125,9 @@ def observable_ceiling_frame(
                         user, catalog, seed, start, days, cutoff_day, horizon_days, particles
                     )
                     rows += [{"user_id": user_id_of(user.user_index), **ids, **row} for row in found]
-            yield pd.DataFrame(rows, columns=CEILING_COLUMNS)
+            yield pd.DataFrame(rows, columns=OBSERVABLE_CEILING_COLUMNS)
 
-    return users.mapInPandas(ceiling, CEILING_SCHEMA)
+    return users.mapInPandas(ceiling, OBSERVABLE_CEILING_SCHEMA)
 
 
 def _user_indexes(spark: SparkSession, world: WorldConfig) -> DataFrame:
@@ -158,7 +158,7 @@ def _btyd_truth(users: DataFrame, world: WorldConfig, cutoff: dt.date, horizon_d
 
 
 BTYD_COLUMNS = [column.split()[0] for column in BTYD_TRUTH_SCHEMA.split(", ")]
-CEILING_COLUMNS = [column.split()[0] for column in CEILING_SCHEMA.split(", ")]
+OBSERVABLE_CEILING_COLUMNS = [column.split()[0] for column in OBSERVABLE_CEILING_SCHEMA.split(", ")]
 _LATENT = {"session_rate", "order_rate", "decline_hazard", "decline_day", "decay_days", "refund_prob"}
 
 

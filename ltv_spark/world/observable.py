@@ -133,7 +133,6 @@ def observable_ceiling(
 ) -> Ceiling:
     """E[net value and P(buy) in [T, T + H) | the history], T = the history's cutoff day."""
     orders, p_no_order, weight = _order_posterior(history, start, days, horizon, particles, rng)
-    weight = weight / weight.sum()
     expected_orders = float(weight @ orders)
     value = expected_orders * _expected_net_order_value(history, catalog)
     ess = float(1.0 / np.sum(weight**2))
@@ -154,11 +153,11 @@ def _expected_net_order_value(history: History, catalog: Catalog) -> float:
 def _mean_refund_rate(history: History) -> float:
     """Posterior mean of the refund rate; an order without a refund yet may still get one later."""
     p = REFUND_GRID
-    log_posterior = stats.beta.logpdf(np.clip(p, 1e-9, 1 - 1e-9), *REFUND_PROB)
+    log_posterior = stats.beta.logpdf(p, *REFUND_PROB)
     age_days = (history.cutoff_day * DAY_MS - history.order_ms) / DAY_MS
     logged = _refund_logged_by(age_days)  # P(refund already visible | refunded)
     refunded = history.refunded
-    log_posterior = log_posterior + refunded.sum() * np.log(np.clip(p, 1e-300, None))
+    log_posterior = log_posterior + refunded.sum() * np.log(p)
     pending = np.clip(logged[~refunded], 0.0, 1.0)
     log_posterior = log_posterior + np.log1p(-np.outer(p, pending)).sum(axis=1)
     posterior = np.exp(log_posterior - log_posterior.max())
@@ -175,18 +174,18 @@ def _refund_logged_by(age_days: np.ndarray) -> np.ndarray:
 def _order_posterior(
     history: History, start: dt.date, days: int, horizon: int, particles: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per particle: expected orders in the window, P(no order in it), and the importance weight.
+    """Per particle: expected orders in the window, P(no order in it), and the normalized weight.
 
-    Two rounds (population Monte Carlo): particles from a broad proposal locate the posterior, a
-    proposal fitted to their weights draws the particles that are kept.
+    ROUNDS rounds of population Monte Carlo: particles from a broad proposal locate the posterior,
+    each later round draws from a proposal fitted to the weights before; the last round is kept.
     """
-    lift = season(start, np.arange(history.cutoff_day + horizon))
+    exposure = _Exposure(season(start, np.arange(history.cutoff_day + horizon)))
     last_signup = min(int(history.session_day.min()), int(days * SIGNUP_SHARE) - 1)
     broad = _BroadProposal(history, last_signup)
 
     def weighted(proposal: _Proposal) -> tuple[_Particles, np.ndarray, np.ndarray, np.ndarray]:
         drawn = proposal.draw(particles, rng)
-        log_likelihood, orders, no_order = _likelihood(history, drawn, lift, horizon)
+        log_likelihood, orders, no_order = _likelihood(history, drawn, exposure, horizon)
         log_weight = _log_prior(drawn) + log_likelihood - proposal.log_density(drawn)
         weight = np.exp(log_weight - log_weight.max())
         return drawn, weight / weight.sum(), orders, no_order
@@ -352,18 +351,17 @@ def _weighted_std(values: np.ndarray, weight: np.ndarray) -> float:
 
 
 def _likelihood(
-    history: History, drawn: _Particles, lift: np.ndarray, horizon: int
+    history: History, drawn: _Particles, exposure: _Exposure, horizon: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per particle: log likelihood of the history, expected orders in the window, P(no order in it)."""
     cutoff = history.cutoff_day
-    signup, decline = drawn.signup, drawn.decline
-    exposure = _Exposure(lift, drawn.decay)
+    signup, decline, decay = drawn.signup, drawn.decline, drawn.decay
     browse_days = history.session_day[~history.is_order]
-    log_likelihood = _gamma_poisson(exposure, signup, decline, browse_days, cutoff, SESSION_RATE)[0]
+    log_likelihood = _gamma_poisson(exposure, signup, decline, decay, browse_days, cutoff, SESSION_RATE)[0]
     buy_start = decline + BUY_LAG_DAYS
     order_days = history.session_day[history.is_order]
     log_orders, rate_shape, rate_rate, first_order = _orders_likelihood(
-        exposure, signup, buy_start, order_days, cutoff, lift
+        exposure, signup, buy_start, decay, order_days, cutoff
     )
     engagement = _engagement(history.session_day[None, :], decline[:, None], drawn.decay[:, None])  # (M, S)
     log_likelihood = (
@@ -372,7 +370,7 @@ def _likelihood(
         + _views_likelihood(engagement, history.views - 1)
         + _carts_likelihood(engagement, history.views, history.carts, drawn.cart)
     )
-    future = exposure.total(np.full_like(signup, cutoff), buy_start, cutoff + horizon)
+    future = exposure.total(np.full_like(signup, cutoff), buy_start, decay, cutoff + horizon)
     shape = rate_shape - first_order  # E[order rate] = shape / rate, averaged over the first order
     expected_orders = future * shape / rate_rate
     odds = 1 + future / rate_rate
@@ -381,25 +379,26 @@ def _likelihood(
 
 
 class _Exposure:
-    """Sums of lift x engagement over day ranges for every particle, from per-decay running sums
-    (the faded part from the end backwards: its terms shrink, so no precision is lost)."""
+    """Sums of lift x engagement over day ranges, from running sums per decay stratum (the faded part
+    from the end backwards: its terms shrink, so no precision is lost)."""
 
-    def __init__(self, lift: np.ndarray, decay: np.ndarray):
-        self.decays, self.index = np.unique(decay, return_inverse=True)
+    def __init__(self, lift: np.ndarray):
+        self.lift = lift
+        self.decays = _decay_strata(DECAY_STRATA)  # every value a particle's decay can take
         day = np.arange(lift.size)
         self.flat = np.concatenate([[0.0], np.cumsum(lift)])  # (D + 1,): sum of days < d
         faded = lift[None, :] * np.exp(-day[None, :] / self.decays[:, None])
         from_end = np.cumsum(faded[:, ::-1], axis=1)[:, ::-1]  # sum of days >= d
         self.faded = np.concatenate([from_end, np.zeros((self.decays.size, 1))], axis=1)
 
-    def total(self, first: np.ndarray, decline: np.ndarray, end: int) -> np.ndarray:
+    def total(self, first: np.ndarray, decline: np.ndarray, decay: np.ndarray, end: int) -> np.ndarray:
         """Sum over days first <= d < end of lift(d) x engagement(d) (1, then exp(-(d - decline) / decay))."""
         first = first.astype(int)
         split = np.clip(np.floor(decline).astype(int) + 1, first, end)  # days <= decline: engagement 1
         steady = self.flat[split] - self.flat[first]
-        decay = self.decays[self.index]
+        stratum = np.searchsorted(self.decays, decay)
         scale = np.exp(np.minimum(decline, end) / decay)  # a decline after the range adds nothing
-        faded = scale * (self.faded[self.index, split] - self.faded[self.index, end])
+        faded = scale * (self.faded[stratum, split] - self.faded[stratum, end])
         return steady + faded
 
 
@@ -412,6 +411,7 @@ def _gamma_poisson(
     exposure: _Exposure,
     signup: np.ndarray,
     decline: np.ndarray,
+    decay: np.ndarray,
     session_days: np.ndarray,
     cutoff: int,
     prior: tuple[float, float],
@@ -422,11 +422,8 @@ def _gamma_poisson(
     the rate's posterior shape and rate (inverse scale).
     """
     shape, scale = prior
-    total = exposure.total(signup, decline, cutoff)
-    log_engagement = (
-        -np.clip(session_days[None, :] - decline[:, None], 0.0, None)
-        / exposure.decays[exposure.index][:, None]
-    )
+    total = exposure.total(signup, decline, decay, cutoff)
+    log_engagement = -np.clip(session_days[None, :] - decline[:, None], 0.0, None) / decay[:, None]
     n = session_days.size
     log_likelihood = log_engagement.sum(axis=1) - (shape + n) * np.log1p(scale * total)
     return log_likelihood, np.full_like(total, shape + n), 1 / scale + total
@@ -436,23 +433,25 @@ def _orders_likelihood(
     exposure: _Exposure,
     signup: np.ndarray,
     buy_start: np.ndarray,
+    decay: np.ndarray,
     order_days: np.ndarray,
     cutoff: int,
-    lift: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The order counts' likelihood, with the signup day's extra first order (probability 1/2).
 
     Returns (log likelihood, the rate's posterior shape and rate without the first order, and the
     posterior probability that one order of the signup day was that first order).
     """
-    log_likelihood, shape, rate = _gamma_poisson(exposure, signup, buy_start, order_days, cutoff, ORDER_RATE)
+    log_likelihood, shape, rate = _gamma_poisson(
+        exposure, signup, buy_start, decay, order_days, cutoff, ORDER_RATE
+    )
     on_signup = (order_days[None, :] == signup[:, None]).sum(axis=1)
     # with the first order, one of the signup day's orders is not a Poisson draw: the likelihood
     # ratio is n_s x (1 + scale X) / (lift(s) x scale x (shape + N - 1)) (engagement is 1 at signup)
     _, scale = ORDER_RATE
     ratio = np.where(
         on_signup > 0,
-        on_signup * rate * scale / (lift[signup.astype(int)] * scale * np.maximum(shape - 1, 1e-9)),
+        on_signup * rate * scale / (exposure.lift[signup.astype(int)] * scale * np.maximum(shape - 1, 1e-9)),
         0.0,
     )
     first_order = ratio / (1 + ratio)
