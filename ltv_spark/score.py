@@ -15,6 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import load_torch, read_json
+from ltv_spark.calibration import DecileCalibration
 from ltv_spark.model import ModelConfig, build_model
 from ltv_spark.scaling import FeatureScaling
 from ltv_spark.storage import Location
@@ -47,8 +48,10 @@ class LoadedModel:
                 handle.write(f"{os.getpid()}\n")
         return cls(model, FeatureScaling.from_dict(read_json(artifact_dir, "scaling.json")))
 
-    def score(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """user_id, static feature columns, sequence, mask -> SCORE_SCHEMA columns."""
+    def score(self, frame: pd.DataFrame, calibration: DecileCalibration | None = None) -> pd.DataFrame:
+        """user_id, static feature columns, sequence, mask -> SCORE_SCHEMA columns; expected_ltv
+        through ``calibration`` when given."""
+        calibration = calibration or DecileCalibration()
         config = self.model.config
         static = self.scaling.transform(frame[list(self.scaling.columns)].to_numpy(dtype=float))
         sequence = _stack(frame["sequence"], config.sequence_length * config.session_features)
@@ -60,7 +63,7 @@ class LoadedModel:
         return pd.DataFrame(
             {
                 "user_id": frame["user_id"].to_numpy(),
-                "expected_ltv": expected_value(outputs).double().numpy(),
+                "expected_ltv": calibration.apply(expected_value(outputs).double().numpy()),
                 "p_buy": p_buy(outputs).double().numpy(),
                 "churn_probability": churn_probability(outputs).double().numpy(),
             }
@@ -75,14 +78,20 @@ def loaded_model(artifact_dir: str) -> LoadedModel:
     return _LOADED[key]
 
 
-def score_users(rows: DataFrame, artifact_dir: str, batch_size: int) -> DataFrame:
-    """rows (user_id, features, sequence, mask) -> user_id, expected_ltv, p_buy, churn_probability."""
+def score_users(rows: DataFrame, artifact_dir: str, batch_size: int, calibrated: bool = True) -> DataFrame:
+    """rows (user_id, features, sequence, mask) -> user_id, expected_ltv, p_buy, churn_probability.
+
+    expected_ltv is calibrated with the folder's calibration.json (ltv_spark.calibration), read
+    here on the driver and shipped with the function; ``calibrated=False`` gives the raw ZILN mean
+    (what the calibration is fitted on).
+    """
+    calibration = DecileCalibration.read(artifact_dir) if calibrated else DecileCalibration()
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         model = loaded_model(artifact_dir)
         for batch in batches:
             for start in range(0, len(batch), batch_size):
-                yield model.score(batch.iloc[start : start + batch_size])
+                yield model.score(batch.iloc[start : start + batch_size], calibration)
 
     return rows.mapInPandas(score, SCORE_SCHEMA)
 

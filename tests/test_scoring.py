@@ -14,6 +14,7 @@ import torch
 from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import save_torch, write_json
+from ltv_spark.calibration import DecileCalibration
 from ltv_spark.features import FEATURE_COLUMNS
 from ltv_spark.model import LTVTransformer, ModelConfig
 from ltv_spark.pipeline import EVENTS
@@ -84,6 +85,21 @@ def it_scores_exactly_like_the_model_called_directly(spark, tmp_path):
     assert len(udf_scores) == 50
     for column in ("expected_ltv", "p_buy", "churn_probability"):
         np.testing.assert_allclose(udf_scores[column], direct[column], rtol=1e-6)
+
+
+def it_scores_expected_ltv_through_the_folders_calibration_and_leaves_p_buy_alone(spark, tmp_path):
+    folder = write_model(tmp_path / "model")
+    rows = user_rows(spark)
+    raw = score_users(rows, folder, batch_size=16).toPandas().sort_values("user_id")
+    calibration = DecileCalibration(predicted=(0.5, 2.0), actual=(3.0, 4.0), users=2)  # knots by hand
+    calibration.write(folder)  # the workers that already hold the model must apply it too
+    calibrated = score_users(rows, folder, batch_size=16).toPandas().sort_values("user_id")
+    expected = calibration.apply(raw["expected_ltv"].to_numpy())
+    np.testing.assert_allclose(calibrated["expected_ltv"], expected, rtol=1e-12)
+    assert not np.allclose(expected, raw["expected_ltv"])
+    np.testing.assert_allclose(calibrated["p_buy"], raw["p_buy"])
+    uncalibrated = score_users(rows, folder, batch_size=16, calibrated=False).toPandas()
+    np.testing.assert_allclose(uncalibrated.sort_values("user_id")["expected_ltv"], raw["expected_ltv"])
 
 
 def it_gives_users_without_sessions_a_defined_prediction(spark, tmp_path):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 import torch
 
 from ltv_spark.artifacts import COMPLETE, load_torch, read_json
+from ltv_spark.calibration import DecileCalibration
 from ltv_spark.config import load_config
 from ltv_spark.distributed import SingleProcess
 from ltv_spark.feed import MODEL_COLUMNS, petastorm_converter, shard_batches
 from ltv_spark.launchers import NotEnoughTaskSlots, launch
 from ltv_spark.model import ModelConfig
 from ltv_spark.pipeline import EVENTS
+from ltv_spark.pipeline.gold import examples
 from ltv_spark.pipeline.training import train_model
 from ltv_spark.train import TrainJob, fit
 from tests.helpers import TINY_TRAINING
@@ -157,6 +161,9 @@ def it_trains_from_the_gold_tables_and_reuses_the_model_for_unchanged_inputs(spa
         "settings": "gap=30,cap=2000,length=4",
     }
     assert read_json(folder, "cutoffs.json")["train"] == ["2025-07-11", "2025-07-18"]
+    calibration = DecileCalibration.read(folder)  # fitted on every validation user, saved with the model
+    assert calibration.users == examples(store, (dt.date(2025, 8, 1),), 14).count() > 0
+    assert first.lines()[-1] == f"expected LTV {calibration.describe()}"
     assert not any((tmp_path / "cache").rglob("*.parquet"))  # Petastorm's cache is deleted after training
     again = train_model(spark, store, small, "local")
     assert again.reused and again.artifact_dir == str(folder)

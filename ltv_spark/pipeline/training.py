@@ -6,8 +6,10 @@ import json
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import latest_version_dir, next_version_dir, read_json, version_dirs
+from ltv_spark.calibration import DecileCalibration
 from ltv_spark.config import Config, TrainConfig, config_to_dict
 from ltv_spark.dataset import plan_cutoffs
 from ltv_spark.features import FEATURE_COLUMNS
@@ -17,6 +19,7 @@ from ltv_spark.model import ModelConfig
 from ltv_spark.pipeline.gold import build_cutoff, examples, examples_identity
 from ltv_spark.progress import stage
 from ltv_spark.scaling import FeatureScaling
+from ltv_spark.score import score_users
 from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
 from ltv_spark.train import TrainJob, selection_score
@@ -30,6 +33,7 @@ class TrainSummary:
     history: list[dict]
     reused: bool = False
     select_by: str = "validation_loss"
+    calibration: str = "uncalibrated"
 
     def lines(self) -> list[str]:
         select_by = self.select_by
@@ -47,6 +51,7 @@ class TrainSummary:
                 f"kept epoch {best['epoch']} (best {select_by}): validation loss "
                 f"{best['validation_loss']:.4f}, normalized Gini {best['validation_gini']:.4f}"
             )
+        lines.append(f"expected LTV {self.calibration}")
         return lines
 
 
@@ -101,7 +106,8 @@ def fit_examples(
     done = _same_model(settings.models_root, data_versions, train_config)
     if done is not None:
         history = read_json(done, "metrics.json")
-        return TrainSummary(str(done), launcher, num_proc, history, True, settings.select_by)
+        calibration = calibrate(validation, str(done), settings.batch_size).describe()
+        return TrainSummary(str(done), launcher, num_proc, history, True, settings.select_by, calibration)
     scaling = FeatureScaling.fit(train, FEATURE_COLUMNS)
     artifact_dir = _artifact_dir(settings.models_root, data_versions, train_config)
     cache = Location.of(settings.cache_dir) / artifact_dir.name
@@ -145,7 +151,27 @@ def fit_examples(
     finally:
         train_converter.delete()
         validation_converter.delete()
-    return TrainSummary(str(artifact_dir), launcher, num_proc, history, False, settings.select_by)
+    with stage("calibrate expected LTV on the validation cutoff") as timer:
+        calibration = calibrate(validation, str(artifact_dir), settings.batch_size)
+        timer.rows = calibration.users
+    return TrainSummary(
+        str(artifact_dir), launcher, num_proc, history, False, settings.select_by, calibration.describe()
+    )
+
+
+def calibrate(validation: DataFrame, artifact_dir: str, batch_size: int) -> DecileCalibration:
+    """The model's decile calibration (ltv_spark.calibration) on ``validation`` (one row per user:
+    one cutoff), fitted once per model folder and saved in it; scoring applies it from then on."""
+    saved = DecileCalibration.read(artifact_dir)
+    if saved.users:
+        return saved
+    raw = score_users(validation, artifact_dir, batch_size, calibrated=False)
+    scored = raw.select("user_id", F.col("expected_ltv").alias("predicted")).join(
+        validation.select("user_id", F.col("net_value").alias("actual")), "user_id"
+    )
+    calibration = DecileCalibration.fit(scored)
+    calibration.write(artifact_dir)
+    return calibration
 
 
 def _same_inputs(folder: Location, data_versions: dict, train_config: dict) -> bool:
