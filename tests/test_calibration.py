@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ltv_spark import metrics
 from ltv_spark.calibration import MIN_SLOPE, DecileCalibration
 
 
@@ -15,18 +14,22 @@ def scored_frame(spark, predicted, actual):
     return spark.createDataFrame(rows, "user_id string, predicted double, actual double").repartition(3)
 
 
-def it_takes_one_knot_per_decile_of_the_prediction_as_the_array_deciles_do(spark):
+def it_takes_one_knot_per_decile_of_the_prediction(spark):
     rng = np.random.default_rng(3)
-    predicted = np.round(rng.gamma(1.0, 5.0, 95), 1)  # rounded: ties, which share one decile
-    actual = predicted * 2 + rng.gamma(1.0, 1.0, 95) * 40  # noisy, in order on average
+    predicted = rng.gamma(1.0, 5.0, 100)
+    actual = predicted * 2 + rng.gamma(1.0, 1.0, 100) * 40  # noisy, in order on average
     calibration = DecileCalibration.fit(scored_frame(spark, predicted, actual))
-    group = metrics.deciles(predicted)
-    expected_x = [predicted[group == k].mean() for k in np.unique(group)]
-    assert calibration.users == 95
-    assert calibration.predicted == pytest.approx(expected_x)
-    assert all(
-        later > earlier for earlier, later in zip(calibration.actual, calibration.actual[1:], strict=False)
-    )
+    blocks = np.sort(predicted).reshape(10, 10)  # ten users per decile
+    assert calibration.users == 100
+    assert calibration.predicted == pytest.approx(blocks.mean(axis=1))
+    assert np.all(np.diff(calibration.actual) > 0)
+
+
+def it_keeps_tied_predictions_in_one_decile(spark):
+    predicted = np.repeat([1.0, 2.0, 3.0], [50, 30, 20])
+    calibration = DecileCalibration.fit(scored_frame(spark, predicted, predicted * 4))
+    assert calibration.predicted == pytest.approx([1.0, 2.0, 3.0])
+    assert calibration.actual == pytest.approx([4.0, 8.0, 12.0])
 
 
 def it_maps_a_model_off_by_a_constant_factor_onto_the_truth(spark):

@@ -22,6 +22,7 @@ from tests.helpers import tiny_overrides
 MODELS = {
     "transformer",
     "mlp_ziln",
+    "transformer_gb_stack",
     "gradient_boosting",
     "linear_regression",
     "bg_nbd_gamma_gamma",
@@ -51,7 +52,12 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     result = evaluate(spark, store, tiny, "generated")
     runs = result.tables.runs
     assert set(runs["model"]) == MODELS | {"ceiling"}
-    twice = ("transformer", "mlp_ziln", "ceiling")  # two seeds; the ceiling: two particle sets
+    twice = (
+        "transformer",
+        "mlp_ziln",
+        "transformer_gb_stack",
+        "ceiling",
+    )  # seeds; the ceiling: particle sets
     assert runs.groupby("model").size().to_dict() == {m: 2 if m in twice else 1 for m in MODELS | {"ceiling"}}
     assert runs["users"].nunique() == 1 and runs["users"].iloc[0] > 50  # the same users for every model
     summary = result.tables.summary().set_index("model")
@@ -64,9 +70,10 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     assert summary.loc["ceiling", "normalized_gini"] > 0.3
     assert summary.loc["ceiling", "normalized_gini_std"] < 0.05
     assert any("effective sample size" in note for note in result.notes)
+    assert any(note.startswith("transformer_gb_stack: w x transformer") for note in result.notes)
 
     saved = store.read(EVALUATION_METRICS).filter(F.col("run") == result.run).toPandas()
-    assert len(saved) == len(runs) == 11
+    assert len(saved) == len(runs) == 13
     page = result.report.read_text()
     assert all(model in page for model in MODELS)
     assert all(len((result.report.parent / f"{plot}.png").read_bytes()) > 1000 for plot in PLOTS)
@@ -75,7 +82,7 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     models_before = sorted(p.name for p in (tmp_path / "models").iterdir())
     again = evaluate(spark, store, tiny, "generated")
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == models_before  # nothing retrained
-    assert store.read(EVALUATION_METRICS).filter(F.col("run") == result.run).count() == 11
+    assert store.read(EVALUATION_METRICS).filter(F.col("run") == result.run).count() == 13
     kept = again.tables.runs.set_index(["model", "seed"])["normalized_gini"]
     first = runs.set_index(["model", "seed"])["normalized_gini"]
     pd.testing.assert_series_equal(kept.sort_index(), first.sort_index())
@@ -86,7 +93,7 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     warehouse = shop.tables.runs.set_index(["model", "seed"])["normalized_gini"]
     references = first.drop(["oracle", "ceiling"], level="model")
     pd.testing.assert_series_equal(warehouse.sort_index(), references.sort_index())
-    assert store.read(EVALUATION_METRICS).filter(F.col("run") == shop.run).count() == 8
+    assert store.read(EVALUATION_METRICS).filter(F.col("run") == shop.run).count() == 10
 
 
 def two_model_tables() -> MetricTables:

@@ -61,12 +61,14 @@ from ltv_spark.progress import stage
 from ltv_spark.report import write_report
 from ltv_spark.score import score_users
 from ltv_spark.sequences import user_sequences
+from ltv_spark.stacking import WEIGHTS, CalibratedBaseline, Stack
 from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
 from ltv_spark.world.observable import ROUNDS
 
 EVALUATION_METRICS = "gold.evaluation_metrics"
 NEURAL_MODELS = {"transformer": "transformer", "mlp": "mlp_ziln"}  # architecture -> model name
+STACKED, STACKED_ARCHITECTURE = "transformer_gb_stack", "transformer"  # stacked with boosted trees
 CEILING_COLUMNS = ("ceiling_value", "ceiling_p_buy")  # in world.truth where the world has a closed form
 SAMPLED_ORACLE = "oracle_on_ceiling_users"  # the oracle on the observable ceiling's sample
 DATA = {"generated": "the generated world", "warehouse": "bronze.events", "cdnow": "CDNOW"}
@@ -156,8 +158,10 @@ def _warehouse_holdout(
         f"evaluation {cutoff}; horizon {horizon} days",
         "users: everyone with an event before the evaluation cutoff",
     ]
-    _neural_runs(spark, holdout, config, seeds, [(examples.train, examples.validation, examples.evaluation)])
-    _static_runs(holdout, config, [(examples.train, examples.evaluation)])
+    splits = [(examples.train, examples.validation, examples.evaluation)]
+    folders = _neural_runs(spark, holdout, config, seeds, splits)
+    trees = _static_runs(holdout, config, [(examples.train, examples.evaluation)])
+    _stacked_runs(holdout, config, splits, folders, trees)
     _btyd_run(holdout, config, store.read(EVENTS), examples.evaluation, cutoff, horizon)
     _naive_run(holdout, store.read(EVENTS), examples.evaluation, cutoff, horizon)
     return holdout
@@ -259,8 +263,9 @@ def _cdnow_holdout(spark: SparkSession, store: TableStore, config: Config, seeds
         splits.append(
             (others.filter(~in_validation), others.filter(in_validation), examples.filter(fold == k))
         )
-    _neural_runs(spark, holdout, config, seeds, splits)
-    _static_runs(holdout, config, [(train, evaluation) for train, _, evaluation in splits])
+    folders = _neural_runs(spark, holdout, config, seeds, splits)
+    trees = _static_runs(holdout, config, [(train, evaluation) for train, _, evaluation in splits])
+    _stacked_runs(holdout, config, splits, folders, trees)
     _btyd_run(holdout, config, events, examples, cutoff, horizon)
     _naive_run(holdout, events, examples, cutoff, horizon)
     return holdout
@@ -272,8 +277,10 @@ def _neural_runs(
     config: Config,
     seeds: list[int],
     splits: list[tuple[DataFrame, DataFrame, DataFrame]],
-) -> None:
-    """One training per architecture, seed and split (train, validation, scored); splits' scores unite."""
+) -> dict[tuple[str, int], list[str]]:
+    """One training per architecture, seed and split (train, validation, scored); splits' scores unite.
+    Returns each (architecture, seed)'s model folders, one per split."""
+    folders: dict[tuple[str, int], list[str]] = {}
     for architecture, model in NEURAL_MODELS.items():
         for seed in seeds:
             settings = dataclasses.replace(
@@ -285,29 +292,78 @@ def _neural_runs(
                 trained = fit_examples(
                     spark, train, validation, settings, config.features.sequence_length, data
                 )
-                predicted = score_users(scored, trained.artifact_dir, config.score.batch_size)
-                scores.append(
-                    predicted.select("user_id", *_as_prediction("expected_ltv", "churn_probability"))
-                )
+                folders.setdefault((architecture, seed), []).append(trained.artifact_dir)
+                scores.append(_neural_scores(scored, trained.artifact_dir, config))
             holdout.add(union_all(scores), model, seed, "probability")
     holdout.notes.append(
-        f"neural models: {len(seeds)} seeds each ({', '.join(map(str, seeds))}); mean ± standard deviation"
+        f"neural models: {len(seeds)} seeds each ({', '.join(map(str, seeds))}); mean ± standard deviation; "
+        "expected LTV decile-calibrated on the validation cutoff (ltv_spark.calibration)"
+    )
+    return folders
+
+
+def _neural_scores(rows: DataFrame, artifact_dir: str, config: Config) -> DataFrame:
+    predicted = score_users(rows, artifact_dir, config.score.batch_size)
+    return predicted.select("user_id", *_as_prediction("expected_ltv", "churn_probability"))
+
+
+def _stacked_runs(
+    holdout: Holdout,
+    config: Config,
+    splits: list[tuple[DataFrame, DataFrame, DataFrame]],
+    folders: dict[tuple[str, int], list[str]],
+    trees: list[Baseline],
+) -> None:
+    """The Transformer stacked with boosted trees (ltv_spark.stacking), per seed and split: the
+    trees calibrated on the split's validation users, the weight chosen on them."""
+    features = ["user_id", *FEATURE_COLUMNS]
+    calibrated = [
+        CalibratedBaseline.fit(tree, validation.select(*features, "net_value"))
+        for tree, (_, validation, _) in zip(trees, splits, strict=True)
+    ]
+    weights = []
+    for (architecture, seed), per_split in folders.items():
+        if architecture != STACKED_ARCHITECTURE:
+            continue
+        scores = []
+        for (_, validation, scored), folder, tree in zip(splits, per_split, calibrated, strict=True):
+            stack = Stack.fit(
+                _neural_scores(validation, folder, config),
+                predict_on_spark(validation.select(*features), tree),
+                actuals(validation),
+            )
+            weights.append(stack.weight)
+            scores.append(
+                stack.predict(
+                    _neural_scores(scored, folder, config), predict_on_spark(scored.select(*features), tree)
+                )
+            )
+        holdout.add(union_all(scores), STACKED, seed, "probability")
+    holdout.notes.append(
+        f"{STACKED}: w x transformer + (1 - w) x gradient_boosting, both decile-calibrated on the validation "
+        f"cutoff, w of {WEIGHTS[0]:.1f}..{WEIGHTS[-1]:.1f} chosen by the validation Gini per seed and split: "
+        + ", ".join(f"{w:.1f}" for w in weights)
     )
 
 
-def _static_runs(holdout: Holdout, config: Config, splits: list[tuple[DataFrame, DataFrame]]) -> None:
-    """Gradient boosting and linear regression, fitted per split on a bounded sample of its rows."""
+def _static_runs(
+    holdout: Holdout, config: Config, splits: list[tuple[DataFrame, DataFrame]]
+) -> list[Baseline]:
+    """Gradient boosting and linear regression, fitted per split on a bounded sample of its rows.
+    Returns the boosted trees, one per split."""
     columns = [*FEATURE_COLUMNS, "net_value", "bought"]
     features = list(FEATURE_COLUMNS)
     seed = config.train.seed
     runs: dict[str, list[DataFrame]] = {}
     churn_from = {}
+    trees: list[Baseline] = []
     for train, scored in splits:
         sample = fit_sample(train, columns, config.evaluate.max_fit_rows, seed)
         fitted: list[Baseline] = [
             GradientBoostingBaseline.fit(sample, features, seed),
             LinearBaseline.fit(sample, features),
         ]
+        trees.append(fitted[0])
         for baseline in fitted:
             runs.setdefault(baseline.name, []).append(
                 predict_on_spark(scored.select("user_id", *features), baseline)
@@ -318,6 +374,7 @@ def _static_runs(holdout: Holdout, config: Config, splits: list[tuple[DataFrame,
     holdout.notes.append(
         "linear_regression has no purchase probability: its churn AUC ranks users by predicted value"
     )
+    return trees
 
 
 def _btyd_run(

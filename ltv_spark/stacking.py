@@ -1,0 +1,112 @@
+"""A neural model stacked with boosted trees: w * neural + (1 - w) * trees, per user.
+
+Both predictions are in calibrated currency units (ltv_spark.calibration, each fitted on the
+validation cutoff), so their weighted mean is a prediction of the same quantity and stays
+calibrated. The weight is the one of WEIGHTS whose blend ranks the validation users best
+(normalized Gini, computed on Spark); the evaluation cutoff never enters the choice. The churn
+score is the neural model's: the blend is of values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ltv_spark.baselines.base import Baseline, predict_on_spark
+from ltv_spark.calibration import DecileCalibration
+from ltv_spark.frames import union_all
+from ltv_spark.spark_metrics import with_average_rank
+
+WEIGHTS = tuple(k / 10 for k in range(11))  # on the neural model; 1.0: the neural model alone
+TRUTH = "_truth"  # the group of the actual values, ranked with the blends
+
+
+@dataclass
+class CalibratedBaseline:
+    """A fitted baseline whose predicted value goes through a decile calibration."""
+
+    baseline: Baseline
+    calibration: DecileCalibration
+
+    @property
+    def name(self) -> str:
+        return self.baseline.name
+
+    @property
+    def churn_from(self) -> str:
+        return self.baseline.churn_from
+
+    @classmethod
+    def fit(cls, baseline: Baseline, validation: DataFrame) -> CalibratedBaseline:
+        """The calibration of ``baseline``'s values on ``validation`` (inputs and net_value)."""
+        scored = predict_on_spark(validation, baseline).join(
+            validation.select("user_id", F.col("net_value").alias("actual")), "user_id"
+        )
+        return cls(baseline, DecileCalibration.fit(scored))
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        predicted = self.baseline.predict(frame)
+        return predicted.assign(predicted=self.calibration.apply(predicted["predicted"].to_numpy()))
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The blend's weight on the neural model, and the validation Gini it was chosen by."""
+
+    weight: float
+    validation_gini: float
+
+    @classmethod
+    def fit(cls, neural: DataFrame, trees: DataFrame, actuals: DataFrame) -> Stack:
+        """neural, trees: (user_id, predicted, churn_score) on the validation users; actuals:
+        (user_id, actual, ...). Ties go to the larger weight (the neural model)."""
+        gini = _normalized_ginis(
+            {str(weight): blend(neural, trees, weight) for weight in WEIGHTS},
+            actuals.select("user_id", "actual"),
+        )
+        best = max(WEIGHTS, key=lambda weight: (gini[str(weight)], weight))
+        return cls(best, gini[str(best)])
+
+    def predict(self, neural: DataFrame, trees: DataFrame) -> DataFrame:
+        return blend(neural, trees, self.weight)
+
+
+def blend(neural: DataFrame, trees: DataFrame, weight: float) -> DataFrame:
+    """user_id, predicted = weight * neural + (1 - weight) * trees, churn_score from ``neural``."""
+    value = F.lit(weight) * F.col("n.predicted") + F.lit(1.0 - weight) * F.col("t.predicted")
+    return (
+        neural.alias("n")
+        .join(trees.alias("t"), "user_id")
+        .select("user_id", value.alias("predicted"), F.col("n.churn_score").alias("churn_score"))
+    )
+
+
+def _normalized_ginis(predictions: dict[str, DataFrame], actuals: DataFrame) -> dict[str, float]:
+    """Normalized Gini (ltv_spark.metrics) of each named prediction frame, with one distributed
+    ranking for all of them: the truth's own Gini, the normalizer, is ranked as one more group."""
+    frames = [
+        frame.select(F.lit(name).alias("_name"), "user_id", "predicted")
+        for name, frame in predictions.items()
+    ]
+    truth = actuals.select(F.lit(TRUTH).alias("_name"), "user_id", F.col("actual").alias("predicted"))
+    rows = union_all([*frames, truth]).join(actuals, "user_id")
+    sums = (
+        with_average_rank(rows, "predicted", ["_name"], "_rank")
+        .groupBy("_name")
+        .agg(
+            F.sum(F.col("actual") * F.col("_rank")).alias("weighted"),
+            F.sum("actual").alias("total"),
+            F.count(F.lit(1)).alias("users"),
+        )
+        .collect()
+    )
+    gini = {row["_name"]: _gini(row["weighted"], row["total"], row["users"]) for row in sums}
+    return {name: gini[name] / gini[TRUTH] if gini[TRUTH] else 0.0 for name in predictions}
+
+
+def _gini(weighted: float, total: float, users: int) -> float:
+    """2 * gain area - 1, the gain area being sum(actual * ascending rank) / (users * sum(actual))."""
+    return 2 * weighted / (users * total) - 1 if total else 0.0
