@@ -57,7 +57,7 @@ from ltv_spark.pipeline.bronze import (
 )
 from ltv_spark.pipeline.gold import build_training_set, examples_identity, feature_settings
 from ltv_spark.pipeline.training import fit_examples
-from ltv_spark.progress import stage
+from ltv_spark.progress import LOG, stage
 from ltv_spark.report import write_report
 from ltv_spark.score import score_users
 from ltv_spark.sequences import user_sequences
@@ -326,12 +326,16 @@ def _stacked_runs(
         if architecture != STACKED_ARCHITECTURE:
             continue
         scores = []
-        for (_, validation, scored), folder, tree in zip(splits, per_split, calibrated, strict=True):
-            stack = Stack.fit(
-                _neural_scores(validation, folder, config),
-                predict_on_spark(validation.select(*features), tree),
-                actuals(validation),
-            )
+        for index, ((_, validation, scored), folder, tree) in enumerate(
+            zip(splits, per_split, calibrated, strict=True)
+        ):
+            with stage(f"stack: weight of the transformer (seed {seed}, split {index}) on validation"):
+                stack = Stack.fit(
+                    _neural_scores(validation, folder, config),
+                    predict_on_spark(validation.select(*features), tree),
+                    actuals(validation),
+                )
+            LOG.info("stack weight %.1f: validation Gini %.4f", stack.weight, stack.validation_gini)
             weights.append(stack.weight)
             scores.append(
                 stack.predict(
