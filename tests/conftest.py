@@ -23,8 +23,14 @@ from tests.s3_server import LocalS3
 TEST_OVERRIDES = [
     "spark.master=local[2]",
     "spark.shuffle_partitions=2",
-    "spark.driver_memory=2g",
+    "spark.driver_memory=4g",
     "spark.jvm_connector=true",
+    # One session serves the whole run: cap what its status store keeps of finished work (every
+    # SQL execution's plan by default up to 1,000 of them; the evaluation's plans are large). With
+    # 2g and the defaults the driver spent its time in full GCs from test_metrics on (43% of the suite).
+    "spark.conf.spark.sql.ui.retainedExecutions=50",
+    "spark.conf.spark.ui.retainedJobs=100",
+    "spark.conf.spark.ui.retainedStages=100",
 ]
 ENGINES = ("delta-rs", "spark-delta")
 
