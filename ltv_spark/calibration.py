@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from sklearn.isotonic import IsotonicRegression
@@ -42,7 +43,11 @@ class DecileCalibration:
     @classmethod
     def fit(cls, scored: DataFrame) -> DecileCalibration:
         """scored (predicted, actual), one row per validation user -> the knots of its deciles."""
-        knots = _decile_means(scored)
+        scored = scored.select("predicted", "actual").persist(StorageLevel.MEMORY_AND_DISK)
+        try:  # read twice: the decile cuts, then the knots
+            knots = _decile_means(scored)
+        finally:
+            scored.unpersist()
         if not knots:
             return cls()
         predicted = [row["predicted"] for row in knots]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -21,6 +22,7 @@ from ltv_spark.frames import union_all
 from ltv_spark.spark_metrics import with_average_rank
 
 WEIGHTS = tuple(k / 10 for k in range(11))  # on the neural model; 1.0: the neural model alone
+TIE_DIGITS = 9  # Ginis equal to this many digits are a tie
 TRUTH = "_truth"  # the group of the actual values, ranked with the blends
 
 
@@ -63,11 +65,14 @@ class Stack:
     def fit(cls, neural: DataFrame, trees: DataFrame, actuals: DataFrame) -> Stack:
         """neural, trees: (user_id, predicted, churn_score) on the validation users; actuals:
         (user_id, actual, ...). Ties go to the larger weight (the neural model)."""
-        gini = _normalized_ginis(
-            {str(weight): blend(neural, trees, weight) for weight in WEIGHTS},
-            actuals.select("user_id", "actual"),
-        )
-        best = max(WEIGHTS, key=lambda weight: (gini[str(weight)], weight))
+        pair = _paired(neural, trees).persist(StorageLevel.MEMORY_AND_DISK)  # scored once, blended 11 times
+        try:
+            blends = {str(weight): _weighted(pair, weight) for weight in WEIGHTS}
+            gini = _normalized_ginis(blends, actuals.select("user_id", "actual"))
+        finally:
+            pair.unpersist()
+        # ties (to the rounding of the sums, which depends on partitioning) go to the neural model
+        best = max(WEIGHTS, key=lambda weight: (round(gini[str(weight)], TIE_DIGITS), weight))
         return cls(best, gini[str(best)])
 
     def predict(self, neural: DataFrame, trees: DataFrame) -> DataFrame:
@@ -76,12 +81,26 @@ class Stack:
 
 def blend(neural: DataFrame, trees: DataFrame, weight: float) -> DataFrame:
     """user_id, predicted = weight * neural + (1 - weight) * trees, churn_score from ``neural``."""
-    value = F.lit(weight) * F.col("n.predicted") + F.lit(1.0 - weight) * F.col("t.predicted")
+    return _weighted(_paired(neural, trees), weight)
+
+
+def _paired(neural: DataFrame, trees: DataFrame) -> DataFrame:
+    """user_id, both predictions side by side, and the neural model's churn score."""
     return (
         neural.alias("n")
         .join(trees.alias("t"), "user_id")
-        .select("user_id", value.alias("predicted"), F.col("n.churn_score").alias("churn_score"))
+        .select(
+            "user_id",
+            F.col("n.predicted").alias("neural"),
+            F.col("t.predicted").alias("trees"),
+            F.col("n.churn_score").alias("churn_score"),
+        )
     )
+
+
+def _weighted(pair: DataFrame, weight: float) -> DataFrame:
+    value = F.lit(weight) * F.col("neural") + F.lit(1.0 - weight) * F.col("trees")
+    return pair.select("user_id", value.alias("predicted"), "churn_score")
 
 
 def _normalized_ginis(predictions: dict[str, DataFrame], actuals: DataFrame) -> dict[str, float]:

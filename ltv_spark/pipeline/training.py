@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -167,15 +166,10 @@ def calibrate(validation: DataFrame, artifact_dir: str, batch_size: int) -> Deci
     if saved.users:
         return saved
     raw = score_users(validation, artifact_dir, batch_size, calibrated=False)
-    scored = (
-        raw.select("user_id", F.col("expected_ltv").alias("predicted"))
-        .join(validation.select("user_id", F.col("net_value").alias("actual")), "user_id")
-        .persist(StorageLevel.MEMORY_AND_DISK)  # read twice: the decile cuts, then the knots
+    scored = raw.select("user_id", F.col("expected_ltv").alias("predicted")).join(
+        validation.select("user_id", F.col("net_value").alias("actual")), "user_id"
     )
-    try:
-        calibration = DecileCalibration.fit(scored)
-    finally:
-        scored.unpersist()
+    calibration = DecileCalibration.fit(scored)
     calibration.write(artifact_dir)
     return calibration
 
