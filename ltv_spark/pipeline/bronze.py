@@ -83,8 +83,8 @@ def generate_world(
     junk = write_junk_files(str(out), world.start_date, world.format) if world.dirty_rate > 0 else []
     with stage("generate: truth") as timer:
         truth = truth_frame(spark, world, world.truth_cutoff, world.truth_horizon_days)
-        replace = {"cutoff": [world.truth_cutoff.isoformat()], "horizon_days": [world.truth_horizon_days]}
-        store.overwrite(truth, TRUTH, partition_by=["cutoff", "horizon_days"], replace_partitions=replace)
+        # the whole table: a truth that ensure_truth added for another cutoff was the old world's
+        store.overwrite(truth, TRUTH, partition_by=["cutoff", "horizon_days"])
         timer.rows = world.users
     marker.write_text(wanted)
     return GenerateSummary(

@@ -27,7 +27,6 @@ import textwrap
 from dataclasses import dataclass, field
 
 import pandas as pd
-from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -232,7 +231,7 @@ def _cdnow_holdout(spark: SparkSession, store: TableStore, config: Config, seeds
             user_features(sessions, events, cutoff),
             user_sequences(sessions, cutoff, features.sequence_length),
             user_labels(events, cutoff, horizon),
-        ).persist(StorageLevel.MEMORY_AND_DISK)
+        ).localCheckpoint()  # read by every fold and model; its blocks go with the frame
         timer.rows = examples.count()
     holdout = Holdout(
         run=f"cdnow_{cutoff}_h{horizon}",
