@@ -77,19 +77,17 @@ def it_generates_the_purchases_only_world_with_its_ceiling(spark, tmp_path):
 def it_replaces_every_truth_of_the_world_it_overwrites(spark, tmp_path):
     """A truth that the evaluation added for its own cutoff was the old world's: a new world replaces
     the whole table, even with another schema (purchases only over sessions)."""
-    raw, warehouse = tmp_path / "raw", tmp_path / "warehouse"
-    common = ["--set", f"tables.root={warehouse}", "--quiet"]
-    world = ["--users", "120", "--days", "60", "--dirty-rate", "0", "--out", str(raw)]
-    world += ["--truth-cutoff", "2025-07-15", "--truth-horizon", "14"]
-    assert main(["generate", *world, *common]) == 0
-    settings = ["world.users=120", "world.days=60", "world.dirty_rate=0", f"world.out={raw}"]
+    settings = [f"tables.root={tmp_path / 'warehouse'}", f"world.out={tmp_path / 'raw'}"]
+    settings += ["world.users=120", "world.days=60", "world.dirty_rate=0"]
     settings += ["world.truth_cutoff=2025-07-15", "world.truth_horizon_days=14"]
-    config = load_config("local", [f"tables.root={warehouse}", *settings])
+    flags = [*(arg for setting in settings for arg in ("--set", setting)), "--quiet"]
+    assert main(["generate", *flags]) == 0
+    config = load_config("local", settings)  # the world that generate wrote
     store = open_store(spark, config.tables)
     ensure_truth(spark, store, config.world, dt.date(2025, 7, 25), 7)  # as the evaluation does
     assert store.read(TRUTH).select("cutoff").distinct().count() == 2
 
-    assert main(["generate", "--model", "btyd", "--overwrite", *world, *common]) == 0
+    assert main(["generate", "--model", "btyd", "--overwrite", *flags]) == 0
     truth = store.read(TRUTH)
     assert [row.cutoff for row in truth.select("cutoff").distinct().collect()] == [dt.date(2025, 7, 15)]
     assert "ceiling_value" in truth.columns
