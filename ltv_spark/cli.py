@@ -36,6 +36,7 @@ from ltv_spark.pipeline import (
     ingest_raw,
 )
 from ltv_spark.pipeline.evaluation import DATA, evaluate
+from ltv_spark.pipeline.learning_curve import learning_curve
 from ltv_spark.pipeline.refresh import REFRESH_RUNS, RefreshFailed, refresh, refresh_range, retrain
 from ltv_spark.pipeline.scoring import PREDICTIONS, day_after_data, score_as_of
 from ltv_spark.pipeline.streaming import start_stream
@@ -161,6 +162,13 @@ def run_evaluate(args: argparse.Namespace, config: Config, spark, store: TableSt
     return 0
 
 
+def run_learning_curve(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
+    result = learning_curve(spark, store, config, seeds)
+    print(summary("ltv learning-curve", result.lines()))
+    return 0
+
+
 def run_refresh(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
     if args.date is None and args.last is None:
         print("error: --from needs --to", file=sys.stderr)
@@ -244,6 +252,7 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "train": run_train,
     "score": run_score,
     "evaluate": run_evaluate,
+    "learning-curve": run_learning_curve,
     "refresh": run_refresh,
     "retrain": run_retrain,
     "stream": run_stream,
@@ -262,6 +271,7 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
         "features": FEATURE_FLAGS,
         "train": TRAIN_FLAGS,
         "evaluate": EVALUATE_FLAGS,
+        "learning-curve": EVALUATE_FLAGS,
     }.get(args.command, {})
     overrides = [
         f"{key}={getattr(args, flag)}" for flag, key in flags.items() if getattr(args, flag, None) is not None
@@ -342,6 +352,14 @@ def _parser() -> argparse.ArgumentParser:
         "--seeds", help="comma-separated seeds of the neural models (default: evaluate.seeds)"
     )
     evaluation.add_argument("--epochs", type=int, help="training epochs of the neural models")
+
+    curve = commands.add_parser(
+        "learning-curve",
+        parents=[common],
+        help="Gini against training examples per model (evaluate.curve_sizes) -> table + plot",
+    )
+    curve.add_argument("--seeds", help="comma-separated seeds of the neural models (default: evaluate.seeds)")
+    curve.add_argument("--epochs", type=int, help="training epochs of the neural models")
 
     daily = commands.add_parser(
         "refresh", parents=[common], help="the daily job: ingest, sessions, (retrain), score at a date"

@@ -169,6 +169,9 @@ class EvaluateConfig:
     cdnow_horizon_days: int = 273  # 39 weeks of holdout
     cdnow_folds: int = 2  # supervised models are trained on the other folds' customers
     cdnow_validation_share: float = 0.1  # of each training fold, for early stopping
+    # ltv learning-curve: multiples of the configured training set, and the models trained at each
+    curve_sizes: list[float] = field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0, 2.0, 4.0])
+    curve_models: list[str] = field(default_factory=lambda: ["gradient_boosting", "mlp_ziln", "transformer"])
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,20 @@ from ltv_spark.evaluation import REFERENCES, MetricTables, gain_curve, roc_curve
 from ltv_spark.storage import Location
 
 PLOTS = ("gain_curves", "deciles", "churn_roc", "segments")
+LEARNING_CURVE_PLOT = "learning_curve"  # with the points of ltv learning-curve
 
 
 def write_report(
-    folder: Path | str | Location, title: str, notes: list[str], tables: MetricTables
+    folder: Path | str | Location,
+    title: str,
+    notes: list[str],
+    tables: MetricTables,
+    learning_curve: pd.DataFrame | None = None,
 ) -> Location:
-    """Write the report of one evaluation run into ``folder``; returns the location of index.html."""
+    """Write the report of one evaluation run into ``folder``; returns the location of index.html.
+
+    ``learning_curve``: the run's points of ltv learning-curve (ltv_spark.pipeline.learning_curve),
+    plotted with the oracle and ceiling of this evaluation where given."""
     folder = Location.of(folder)
     folder.mkdir()
     summary = tables.summary()
@@ -39,16 +47,27 @@ def write_report(
         "churn_roc": plot_roc(tables),
         "segments": plot_segments(segments),
     }
+    if learning_curve is not None:
+        references = summary.set_index("model")["normalized_gini"]
+        figures[LEARNING_CURVE_PLOT] = plot_learning_curve(
+            learning_curve, {m: references[m] for m in REFERENCES if m in references}
+        )
     images = {}
     for name, figure in figures.items():
-        png = io.BytesIO()
-        figure.savefig(png, format="png", dpi=110, bbox_inches="tight")
-        plt.close(figure)
-        (folder / f"{name}.png").write_bytes(png.getvalue())
-        images[name] = base64.b64encode(png.getvalue()).decode()
+        png = figure_png(figure)
+        (folder / f"{name}.png").write_bytes(png)
+        images[name] = base64.b64encode(png).decode()
     page = folder / "index.html"
     page.write_text(_page(title, notes, summary, tables, segments, images))
     return page
+
+
+def figure_png(figure: plt.Figure) -> bytes:
+    """The figure as PNG bytes; the figure is closed (a long driver draws many)."""
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return png.getvalue()
 
 
 def seed_means(frame: pd.DataFrame, key: str) -> dict[str, pd.DataFrame]:
@@ -122,6 +141,29 @@ def plot_segments(segments: pd.DataFrame) -> plt.Figure:
     axis.set_xticks(x, segments["model"], rotation=20, ha="right", fontsize=8)
     axis.set(ylabel="share of all true value", title="Value captured by the top segments")
     axis.legend(fontsize=8)
+    return figure
+
+
+def plot_learning_curve(points: pd.DataFrame, references: dict[str, float]) -> plt.Figure:
+    """Normalized Gini against training examples (log scale), per model: the mean over seeds with
+    its standard deviation as a band; the oracle and ceiling as horizontal lines where known."""
+    figure, axis = plt.subplots(figsize=(7, 5))
+    for model, group in points.groupby("model", sort=False):
+        per_size = group.groupby("examples", as_index=False)["normalized_gini"].agg(["mean", "std"])
+        x, mean = per_size["examples"].to_numpy(float), per_size["mean"].to_numpy(float)
+        spread = per_size["std"].fillna(0.0).to_numpy(float)
+        (line,) = axis.plot(x, mean, marker="o", label=model)
+        axis.fill_between(x, mean - spread, mean + spread, color=line.get_color(), alpha=0.2)
+    for name, gini in references.items():
+        axis.axhline(gini, linestyle="--", color="grey" if name == "oracle" else "black", linewidth=1)
+        axis.annotate(
+            f"{name} {gini:.3f}", (0.01, gini), xycoords=("axes fraction", "data"), fontsize=8, va="bottom"
+        )
+    axis.set_xscale("log", base=2)
+    axis.set(xlabel="training examples (user x cutoff)", ylabel="normalized Gini on the evaluation cutoff")
+    axis.set_title("Learning curves: below 1x a share of the users, above 1x denser cutoffs")
+    axis.legend(loc="lower right", fontsize=8)
+    axis.grid(alpha=0.3)
     return figure
 
 

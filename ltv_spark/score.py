@@ -96,6 +96,15 @@ def score_users(rows: DataFrame, artifact_dir: str, batch_size: int, calibrated:
     return rows.mapInPandas(score, SCORE_SCHEMA)
 
 
+def model_predictions(rows: DataFrame, artifact_dir: str, batch_size: int) -> DataFrame:
+    """rows -> user_id, predicted (the calibrated expected LTV), churn_score (churn probability):
+    a neural model's scores in the shape every model is compared in (ltv evaluate)."""
+    scored = score_users(rows, artifact_dir, batch_size)
+    return scored.select(
+        "user_id", F.col("expected_ltv").alias("predicted"), F.col("churn_probability").alias("churn_score")
+    )
+
+
 def with_sequences(features: DataFrame, sequences: DataFrame, sequence_length: int, width: int) -> DataFrame:
     """Features left-joined with sequences; a user without a session gets an all-padding sequence."""
     zeros = F.array_repeat(F.lit(0.0).cast("float"), sequence_length * width)

@@ -16,9 +16,11 @@ from pyspark import TaskContext
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from ltv_spark.frames import union_all
 from ltv_spark.metrics import DECILES
 
 PERCENTILES = 100
+TRUTH = "_truth"  # the group of the actual values, ranked with the predictions
 METRIC_COLUMNS = (
     "users",
     "normalized_gini",
@@ -169,3 +171,33 @@ def churn_table(ranked_rows: DataFrame, by: Sequence[str]) -> DataFrame:
     return ranked_rows.groupBy(*by, bucket).agg(
         F.count(F.lit(1)).alias("users"), F.sum(F.col("churned").cast("long")).alias("churned")
     )
+
+
+def normalized_ginis(predictions: dict[str, DataFrame], actuals: DataFrame) -> dict[str, float]:
+    """Normalized Gini (ltv_spark.metrics) of each named frame of (user_id, predicted) against
+    ``actuals`` (user_id, actual), with one distributed ranking for all of them: the truth's own
+    Gini, the normalizer, is ranked as one more group. Only one row per name reaches the driver."""
+    frames = [
+        frame.select(F.lit(name).alias("_name"), "user_id", "predicted")
+        for name, frame in predictions.items()
+    ]
+    actuals = actuals.select("user_id", "actual")
+    truth = actuals.select(F.lit(TRUTH).alias("_name"), "user_id", F.col("actual").alias("predicted"))
+    rows = union_all([*frames, truth]).join(actuals, "user_id")
+    sums = (
+        with_average_rank(rows, "predicted", ["_name"], "_rank")
+        .groupBy("_name")
+        .agg(
+            F.sum(F.col("actual") * F.col("_rank")).alias("weighted"),
+            F.sum("actual").alias("total"),
+            F.count(F.lit(1)).alias("users"),
+        )
+        .collect()
+    )
+    gini = {row["_name"]: gini_from_sums(row["weighted"], row["total"], row["users"]) for row in sums}
+    return {name: gini[name] / gini[TRUTH] if gini[TRUTH] else 0.0 for name in predictions}
+
+
+def gini_from_sums(weighted: float, total: float, users: int) -> float:
+    """2 * gain area - 1, the gain area being sum(actual * ascending rank) / (users * sum(actual))."""
+    return 2 * weighted / (users * total) - 1 if total else 0.0

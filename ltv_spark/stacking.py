@@ -18,12 +18,10 @@ from pyspark.sql import functions as F
 
 from ltv_spark.baselines.base import Baseline, predict_on_spark
 from ltv_spark.calibration import DecileCalibration
-from ltv_spark.frames import union_all
-from ltv_spark.spark_metrics import with_average_rank
+from ltv_spark.spark_metrics import normalized_ginis
 
 WEIGHTS = tuple(k / 10 for k in range(11))  # on the neural model; 1.0: the neural model alone
 TIE_DIGITS = 9  # Ginis equal to this many digits are a tie
-TRUTH = "_truth"  # the group of the actual values, ranked with the blends
 
 
 @dataclass
@@ -68,7 +66,7 @@ class Stack:
         pair = _paired(neural, trees).persist(StorageLevel.MEMORY_AND_DISK)  # scored once, blended 11 times
         try:
             blends = {str(weight): _weighted(pair, weight) for weight in WEIGHTS}
-            gini = _normalized_ginis(blends, actuals.select("user_id", "actual"))
+            gini = normalized_ginis(blends, actuals.select("user_id", "actual"))
         finally:
             pair.unpersist()
         # ties (to the rounding of the sums, which depends on partitioning) go to the neural model
@@ -101,31 +99,3 @@ def _paired(neural: DataFrame, trees: DataFrame) -> DataFrame:
 def _weighted(pair: DataFrame, weight: float) -> DataFrame:
     value = F.lit(weight) * F.col("neural") + F.lit(1.0 - weight) * F.col("trees")
     return pair.select("user_id", value.alias("predicted"), "churn_score")
-
-
-def _normalized_ginis(predictions: dict[str, DataFrame], actuals: DataFrame) -> dict[str, float]:
-    """Normalized Gini (ltv_spark.metrics) of each named prediction frame, with one distributed
-    ranking for all of them: the truth's own Gini, the normalizer, is ranked as one more group."""
-    frames = [
-        frame.select(F.lit(name).alias("_name"), "user_id", "predicted")
-        for name, frame in predictions.items()
-    ]
-    truth = actuals.select(F.lit(TRUTH).alias("_name"), "user_id", F.col("actual").alias("predicted"))
-    rows = union_all([*frames, truth]).join(actuals, "user_id")
-    sums = (
-        with_average_rank(rows, "predicted", ["_name"], "_rank")
-        .groupBy("_name")
-        .agg(
-            F.sum(F.col("actual") * F.col("_rank")).alias("weighted"),
-            F.sum("actual").alias("total"),
-            F.count(F.lit(1)).alias("users"),
-        )
-        .collect()
-    )
-    gini = {row["_name"]: _gini(row["weighted"], row["total"], row["users"]) for row in sums}
-    return {name: gini[name] / gini[TRUTH] if gini[TRUTH] else 0.0 for name in predictions}
-
-
-def _gini(weighted: float, total: float, users: int) -> float:
-    """2 * gain area - 1, the gain area being sum(actual * ascending rank) / (users * sum(actual))."""
-    return 2 * weighted / (users * total) - 1 if total else 0.0

@@ -15,7 +15,7 @@ from ltv_spark.config import load_config
 from ltv_spark.evaluation import MetricTables, format_summary
 from ltv_spark.pipeline import EVENTS, generate_world, ingest_raw
 from ltv_spark.pipeline.evaluation import EVALUATION_METRICS, evaluate
-from ltv_spark.report import PLOTS, write_report
+from ltv_spark.report import LEARNING_CURVE_PLOT, PLOTS, write_report
 from tests.conftest import open_engine
 from tests.helpers import tiny_overrides
 
@@ -177,3 +177,18 @@ def it_prints_mean_and_spread_and_the_fraction_of_the_oracle(tmp_path):
     assert segments.loc["transformer", "top_1pct_share"] == pytest.approx(0.35)
     assert segments.loc["oracle", "top_1pct_share"] == pytest.approx(0.8)
     assert "a note" in page.read_text()
+
+
+def it_adds_the_learning_curve_to_the_report_when_there_is_one(tmp_path):
+    points = pd.DataFrame(
+        {
+            "model": ["mlp_ziln"] * 4,
+            "seed": [1, 2, 1, 2],
+            "size": [0.5, 0.5, 1.0, 1.0],
+            "examples": [100, 100, 200, 200],
+            "normalized_gini": [0.5, 0.6, 0.7, 0.7],
+        }
+    )
+    page = write_report(tmp_path / "run", "title", [], two_model_tables(), learning_curve=points)
+    assert len((tmp_path / "run" / f"{LEARNING_CURVE_PLOT}.png").read_bytes()) > 1000
+    assert page.read_text().count("data:image/png;base64,") == len(PLOTS) + 1

@@ -7,10 +7,18 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 from scipy.stats import rankdata
 
 from ltv_spark import metrics
-from ltv_spark.spark_metrics import METRIC_COLUMNS, decile_table, model_metrics, ranked, with_average_rank
+from ltv_spark.spark_metrics import (
+    METRIC_COLUMNS,
+    decile_table,
+    model_metrics,
+    normalized_ginis,
+    ranked,
+    with_average_rank,
+)
 
 
 def it_is_one_for_the_perfect_order_and_negative_for_the_reversed_one():
@@ -125,6 +133,17 @@ def it_equals_the_array_forms_for_every_group(spark):
         expected_deciles = group.groupby(metrics.deciles(group["predicted"].to_numpy())).size()
         counts = deciles[deciles.model == name].set_index("decile")["users"].sort_index()
         assert counts.to_dict() == expected_deciles.to_dict()
+
+
+def it_gives_each_named_prediction_the_gini_of_the_array_form(spark):
+    scored = _scored(4, 500)
+    frame = spark.createDataFrame(scored).repartition(3)
+    reversed_order = frame.select("user_id", (-F.col("predicted")).alias("predicted"))
+    got = normalized_ginis({"as is": frame, "reversed": reversed_order}, frame)
+    actual, predicted = scored["actual"].to_numpy(), scored["predicted"].to_numpy()
+    assert got["as is"] == pytest.approx(metrics.normalized_gini(actual, predicted), rel=1e-9)
+    assert got["reversed"] == pytest.approx(metrics.normalized_gini(actual, -predicted), rel=1e-9)
+    assert got["as is"] > 0.2 > got["reversed"]
 
 
 def it_leaves_value_metrics_undefined_when_nobody_has_value(spark):

@@ -27,7 +27,7 @@ import textwrap
 from dataclasses import dataclass, field
 
 import pandas as pd
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ltv_spark.baselines import (
@@ -54,18 +54,23 @@ from ltv_spark.pipeline.bronze import (
     ensure_truth,
     ingest_cdnow,
 )
-from ltv_spark.pipeline.gold import build_training_set, examples_identity, feature_settings
+from ltv_spark.pipeline.gold import (
+    EVALUATION_METRICS,
+    build_training_set,
+    examples_identity,
+    feature_settings,
+)
+from ltv_spark.pipeline.learning_curve import saved_points
 from ltv_spark.pipeline.training import fit_examples
 from ltv_spark.progress import LOG, stage
 from ltv_spark.report import write_report
-from ltv_spark.score import score_users
+from ltv_spark.score import model_predictions
 from ltv_spark.sequences import user_sequences
 from ltv_spark.stacking import WEIGHTS, CalibratedBaseline, Stack
 from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
 from ltv_spark.world.observable import ROUNDS
 
-EVALUATION_METRICS = "gold.evaluation_metrics"
 NEURAL_MODELS = {"transformer": "transformer", "mlp": "mlp_ziln"}  # architecture -> model name
 STACKED, STACKED_ARCHITECTURE = "transformer_gb_stack", "transformer"  # stacked with boosted trees
 CEILING_COLUMNS = ("ceiling_value", "ceiling_p_buy")  # in world.truth where the world has a closed form
@@ -132,7 +137,11 @@ def evaluate(
     _save_metrics(spark, store, holdout, tables)
     notes = [*holdout.notes, "metrics: exact, on Spark, over every user of the holdout (no sample)"]
     report = write_report(
-        Location.of(config.evaluate.reports_dir) / holdout.run, holdout.title, notes, tables
+        Location.of(config.evaluate.reports_dir) / holdout.run,
+        holdout.title,
+        notes,
+        tables,
+        learning_curve=saved_points(store, holdout.run),  # ltv learning-curve, where it has run
     )
     return EvaluationSummary(holdout.run, report, tables, holdout.notes)
 
@@ -302,8 +311,7 @@ def _neural_runs(
 
 
 def _neural_scores(rows: DataFrame, artifact_dir: str, config: Config) -> DataFrame:
-    predicted = score_users(rows, artifact_dir, config.score.batch_size)
-    return predicted.select("user_id", *_as_prediction("expected_ltv", "churn_probability"))
+    return model_predictions(rows, artifact_dir, config.score.batch_size)
 
 
 def _stacked_runs(
@@ -401,10 +409,6 @@ def _naive_run(holdout: Holdout, events: DataFrame, users: DataFrame, cutoff: dt
     holdout.notes.append(
         f"{NAIVE}: each user's net value in the {horizon} days before the cutoff (what a shop tries first)"
     )
-
-
-def _as_prediction(value: str, churn: str) -> list[Column]:
-    return [F.col(value).alias("predicted"), F.col(churn).alias("churn_score")]
 
 
 def _from_truth(truth: DataFrame, value: str, p_buy: str) -> DataFrame:

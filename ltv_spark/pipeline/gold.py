@@ -20,6 +20,8 @@ from ltv_spark.tables import TableStore
 FEATURES = "gold.user_features"
 SEQUENCES = "gold.user_sequences"
 LABELS = "gold.labels"
+EVALUATION_METRICS = "gold.evaluation_metrics"  # ltv evaluate: one row per (run, model, seed)
+LEARNING_CURVE = "gold.learning_curve"  # ltv learning-curve: one row per (run, model, seed, size)
 CUTOFF_BUILDS = "gold.cutoff_builds"  # which bronze version and settings each cutoff was built from
 BUILDS_SCHEMA = (
     "cutoff date, horizon_days int, bronze_version long, settings string, users long, labelled boolean"
