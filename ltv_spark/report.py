@@ -160,7 +160,13 @@ def plot_learning_curve(points: pd.DataFrame, references: dict[str, float]) -> p
             f"{name} {gini:.3f}", (0.01, gini), xycoords=("axes fraction", "data"), fontsize=8, va="bottom"
         )
     axis.set_xscale("log", base=2)
-    axis.set(xlabel="training examples (user x cutoff)", ylabel="normalized Gini on the evaluation cutoff")
+    sizes = points.groupby("examples")["size"].first()
+    axis.set_xticks(sizes.index, [f"{n:,}\n{size:g}x" for n, size in sizes.items()], fontsize=8)
+    axis.minorticks_off()
+    axis.set(
+        xlabel="training examples (user x cutoff), and x today's set",
+        ylabel="normalized Gini on the evaluation cutoff",
+    )
     axis.set_title("Learning curves: below 1x a share of the users, above 1x denser cutoffs")
     axis.legend(loc="lower right", fontsize=8)
     axis.grid(alpha=0.3)

@@ -28,6 +28,7 @@ def it_shares_users_below_one_and_adds_cutoffs_over_the_same_span_above():
     for denser, step in ((twice, 15), (four, 7)):
         assert denser.cutoffs[-1] == today[-1]  # the last label window still ends at validation
         assert {(b - a).days for a, b in zip(denser.cutoffs, denser.cutoffs[1:], strict=False)} == {step}
+    assert (eighth.epochs(10), one.epochs(10), four.epochs(10)) == (80, 10, 10)  # steps of 1x at least
     with pytest.raises(ValueError, match="curve_sizes"):
         training_sizes(features, [0])
 

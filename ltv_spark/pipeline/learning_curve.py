@@ -6,16 +6,18 @@ cutoff_step_days apart). Below 1: a fixed share of the users (a hash of the id, 
 for every model and seed) at those cutoffs. Above 1: every user at ``size`` times as many cutoffs
 over about the same span (the step divided by the size), i.e. more, and more strongly correlated,
 examples of the same users. A bigger world would add independent users instead; this one stays
-within the data a shop has. Every point is trained from scratch; validation (early stopping,
-calibration) and evaluation are the plan's, every user, the same for every size, so two points
-differ only by their training examples. The Gini is measured on the evaluation cutoff: nothing is
-chosen by it.
+within the data a shop has. Every point is trained from scratch; below 1x the neural models get
+as many optimizer steps as at 1x (TrainingSize.epochs), above it the configured epochs.
+Validation (early stopping, calibration) and evaluation are the plan's, every user, the same for
+every size, so two points differ only by their training examples. The Gini is measured on the
+evaluation cutoff: nothing is chosen by it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -58,6 +60,12 @@ class TrainingSize:
     cutoffs: tuple[dt.date, ...]
     users_share: float
 
+    def epochs(self, epochs: int) -> int:
+        """As many optimizer steps as today's set gets, at least: below 1x, ``epochs / size`` epochs
+        (early stopping on the validation loss still ends each when it stops improving), so a
+        small set is trained to convergence rather than for an eighth of the steps."""
+        return epochs if self.size >= 1 else math.ceil(epochs / self.size)
+
     def users(self, frame: DataFrame) -> DataFrame:
         """The rows of ``frame`` whose user is in this size's share (all of them at share 1)."""
         if self.users_share >= 1.0:
@@ -69,7 +77,7 @@ class TrainingSize:
 @dataclass
 class LearningCurve:
     run: str
-    points: pd.DataFrame  # model, seed, size, cutoffs, examples, normalized_gini
+    points: pd.DataFrame  # model, seed, size, cutoffs, users_share, examples, max_epochs, normalized_gini
     report: Location
 
     def lines(self) -> list[str]:
@@ -125,8 +133,11 @@ def learning_curve(
             ginis = normalized_ginis(predictions, truth)
         for (model, seed), gini in ((_key(name), g) for name, g in ginis.items()):
             LOG.info("size %g (%d examples): %s seed %d Gini %.4f", point.size, timer.rows, model, seed, gini)
-            rows.append((model, seed, point.size, len(point.cutoffs), point.users_share, timer.rows, gini))
-    columns = ["model", "seed", "size", "cutoffs", "users_share", "examples", "normalized_gini"]
+            epochs = 0 if model == TREES else point.epochs(config.train.epochs)
+            rows.append(
+                (model, seed, point.size, len(point.cutoffs), point.users_share, timer.rows, epochs, gini)
+            )
+    columns = ["model", "seed", "size", "cutoffs", "users_share", "examples", "max_epochs", "normalized_gini"]
     points = pd.DataFrame(rows, columns=columns)
     run = f"generated_{plan.evaluation}_h{plan.horizon_days}"
     _save(spark, store, run, points)
@@ -157,6 +168,7 @@ def _point_predictions(
         for seed in seeds:
             settings = dataclasses.replace(
                 config.train,
+                epochs=point.epochs(config.train.epochs),
                 seed=seed,
                 architecture=NEURAL[model],
                 models_root=config.evaluate.models_root,
