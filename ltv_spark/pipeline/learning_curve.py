@@ -184,11 +184,12 @@ def _point_predictions(
 def _data_identity(
     store: TableStore, features: FeaturesConfig, plan: CutoffPlan, point: TrainingSize
 ) -> dict:
-    """What a point's neural models are trained on. At size 1 it is the evaluation's own identity
-    (ltv evaluate's single split), so the models ltv evaluate trained are reused, not retrained."""
-    if point.users_share >= 1.0 and point.cutoffs == plan_cutoffs(features).train:
-        return {**examples_identity(store, features, plan_cutoffs(features).all_cutoffs), "split": 0}
+    """What a point's neural models are trained on. With every user it is the identity ltv evaluate
+    gives its single split on a plan of these training cutoffs (at 1x: the configured plan), so
+    the models of one are reused by the other, not retrained."""
     cutoffs = (*point.cutoffs, plan.validation, plan.evaluation)
+    if point.users_share >= 1.0:
+        return {**examples_identity(store, features, cutoffs), "split": 0}
     return {**examples_identity(store, features, cutoffs), "users_share": point.users_share}
 
 
