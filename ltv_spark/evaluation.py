@@ -28,6 +28,7 @@ from ltv_spark.spark_metrics import (
 RUN_KEYS = ["model", "seed"]
 ORACLE = "oracle"  # the generator's expected value given each user's hidden state
 CEILING = "ceiling"  # the Bayes-optimal prediction from what a model can observe
+NEURAL_MODELS = {"transformer": "transformer", "mlp": "mlp_ziln"}  # architecture -> model name
 REFERENCES = (ORACLE, CEILING)  # every model's Gini is also shown as a fraction of these
 SCORED_COLUMNS = ["model", "seed", "user_id", "predicted", "actual", "churn_score", "churned"]
 

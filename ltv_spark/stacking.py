@@ -66,7 +66,7 @@ class Stack:
         pair = _paired(neural, trees).persist(StorageLevel.MEMORY_AND_DISK)  # scored once, blended 11 times
         try:
             blends = {str(weight): _weighted(pair, weight) for weight in WEIGHTS}
-            gini = normalized_ginis(blends, actuals.select("user_id", "actual"))
+            gini = normalized_ginis(blends, actuals)
         finally:
             pair.unpersist()
         # ties (to the rounding of the sums, which depends on partitioning) go to the neural model

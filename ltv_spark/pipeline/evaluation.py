@@ -43,7 +43,15 @@ from ltv_spark.baselines.btyd import RFM_COLUMNS
 from ltv_spark.baselines.naive import NAIVE, last_window_predictions
 from ltv_spark.config import Config
 from ltv_spark.dataset import join_examples, plan_cutoffs
-from ltv_spark.evaluation import CEILING, ORACLE, MetricTables, actuals, format_summary, metric_tables
+from ltv_spark.evaluation import (
+    CEILING,
+    NEURAL_MODELS,
+    ORACLE,
+    MetricTables,
+    actuals,
+    format_summary,
+    metric_tables,
+)
 from ltv_spark.features import FEATURE_COLUMNS, sessions_before, user_features
 from ltv_spark.frames import union_all
 from ltv_spark.labels import user_labels
@@ -71,7 +79,6 @@ from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
 from ltv_spark.world.observable import ROUNDS
 
-NEURAL_MODELS = {"transformer": "transformer", "mlp": "mlp_ziln"}  # architecture -> model name
 STACKED, STACKED_ARCHITECTURE = "transformer_gb_stack", "transformer"  # stacked with boosted trees
 CEILING_COLUMNS = ("ceiling_value", "ceiling_p_buy")  # in world.truth where the world has a closed form
 SAMPLED_ORACLE = "oracle_on_ceiling_users"  # the oracle on the observable ceiling's sample

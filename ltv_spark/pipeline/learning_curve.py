@@ -28,7 +28,7 @@ from ltv_spark.baselines import GradientBoostingBaseline, predict_on_spark
 from ltv_spark.baselines.base import fit_sample
 from ltv_spark.config import Config, FeaturesConfig
 from ltv_spark.dataset import CutoffPlan, plan_cutoffs
-from ltv_spark.evaluation import REFERENCES, actuals
+from ltv_spark.evaluation import NEURAL_MODELS, REFERENCES, actuals
 from ltv_spark.features import FEATURE_COLUMNS
 from ltv_spark.pipeline.gold import (
     EVALUATION_METRICS,
@@ -47,8 +47,7 @@ from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
 
 TREES = GradientBoostingBaseline.name
-NEURAL = {"mlp_ziln": "mlp", "transformer": "transformer"}  # model name -> architecture
-CURVE_MODELS = (TREES, *NEURAL)
+CURVE_MODELS = (TREES, *NEURAL_MODELS.values())
 SHARE_BUCKETS = 10_000  # resolution of the user share below size 1
 
 
@@ -164,13 +163,13 @@ def _point_predictions(
         trees = GradientBoostingBaseline.fit(sample, list(FEATURE_COLUMNS), config.train.seed)
         predictions[f"{TREES}/0"] = predict_on_spark(scored.select("user_id", *FEATURE_COLUMNS), trees)
     data = _data_identity(store, config.features, fixed.plan, point)
-    for model in (m for m in NEURAL if m in models):
+    for architecture, model in ((a, m) for a, m in NEURAL_MODELS.items() if m in models):
         for seed in seeds:
             settings = dataclasses.replace(
                 config.train,
                 epochs=point.epochs(config.train.epochs),
                 seed=seed,
-                architecture=NEURAL[model],
+                architecture=architecture,
                 models_root=config.evaluate.models_root,
             )
             trained = fit_examples(
