@@ -7,6 +7,15 @@ were actually worth on a cutoff the model never trained on: users are put in dec
 prediction, each decile gives one knot (mean raw prediction, mean actual value), and a value is
 interpolated linearly between knots, from (0, 0) below the first and in proportion above the last.
 
+A decile's mean actual value is itself an estimate, and on a small validation set (CDNOW: about
+1,150 customers per fold) the heavy tail of spend makes it a noisy one: there the calibration
+learned the noise and moved the total from 0.99 to 0.905 of the truth. So each knot is shrunk
+toward the raw prediction by its sampling variance (empirical Bayes, as James-Stein): with d_k the
+decile's relative miscalibration actual_k / predicted_k - 1 and v_k its sampling variance
+var_k / (n_k predicted_k^2), the spread of the true miscalibrations tau^2 is estimated as
+mean(d_k^2 - v_k) (floored at 0), and the knot becomes predicted_k (1 + d_k tau^2 / (tau^2 + v_k)).
+A well-measured decile keeps its correction, a noisy one keeps nearer to the raw prediction.
+
 The map is strictly increasing, so the ranking (Gini, Spearman, AUC) is exactly the raw one: where
 the deciles' actual means do not increase, they are pooled (pool adjacent violators, as isotonic
 regression) and then given the minimum slope MIN_SLOPE. Only nine cut points and the ten knots
@@ -51,8 +60,15 @@ class DecileCalibration:
         if not knots:
             return cls()
         predicted = [row["predicted"] for row in knots]
-        actual = _increasing([row["actual"] for row in knots], [row["users"] for row in knots], predicted)
-        return cls(tuple(predicted), tuple(actual), sum(row["users"] for row in knots))
+        users = [row["users"] for row in knots]
+        shrunk = shrunk_toward_raw(
+            np.array(predicted),
+            np.array([row["actual"] for row in knots]),
+            np.array([row["variance"] or 0.0 for row in knots]),  # null for a decile of one user
+            np.array(users),
+        )
+        actual = _increasing(list(shrunk), users, predicted)
+        return cls(tuple(predicted), tuple(actual), sum(users))
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         """Calibrated expected values of raw ones (non-negative); the identity without knots."""
@@ -101,10 +117,28 @@ def _decile_means(scored: DataFrame) -> list:
             F.count(F.lit(1)).alias("users"),
             F.mean("predicted").alias("predicted"),
             F.mean("actual").alias("actual"),
+            F.var_samp("actual").alias("variance"),
         )
         .orderBy("decile")
         .collect()
     )
+
+
+def shrunk_toward_raw(
+    predicted: np.ndarray, actual: np.ndarray, variance: np.ndarray, users: np.ndarray
+) -> np.ndarray:
+    """Each decile's mean actual value shrunk toward its mean raw prediction by its sampling
+    variance (the empirical Bayes estimate in the module docstring). Deciles predicted at <= 0
+    keep their actual mean: they have no relative miscalibration."""
+    positive = predicted > 0
+    if not positive.any():
+        return actual
+    level = np.where(positive, predicted, 1.0)
+    miscalibration = np.where(positive, actual / level - 1.0, 0.0)  # d_k
+    sampling = np.where(positive, variance / (np.maximum(users, 1) * level**2), 0.0)  # v_k
+    spread = max(0.0, float(np.mean((miscalibration**2 - sampling)[positive])))  # tau^2
+    kept = np.where(spread + sampling > 0, spread / np.maximum(spread + sampling, 1e-300), 1.0)
+    return np.where(positive, predicted * (1.0 + kept * miscalibration), actual)
 
 
 def _increasing(actual: list[float], users: list[int], predicted: list[float]) -> list[float]:

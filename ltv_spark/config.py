@@ -113,6 +113,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 256
     learning_rate: float = 1e-3
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: warm-up, then decay to a tenth
     seed: int = 7
     patience: int = 3  # epochs without a better selection score before stopping
     select_by: Literal["validation_loss", "validation_gini"] = "validation_loss"  # the epoch kept
@@ -124,6 +125,7 @@ class TrainConfig:
     d_ff: int = 64
     dropout: float = 0.1
     architecture: Literal["transformer", "mlp"] = "transformer"  # mlp: the static-feature baseline
+    mixture_components: int = 1  # lognormals of a buyer's spend in the ZILN head (1: plain ZILN)
     models_root: str = "data/models"
     cache_dir: str = "data/petastorm_cache"  # Petastorm's materialized rows, deleted after training
 

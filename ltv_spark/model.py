@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ltv_spark.sequences import SESSION_VECTOR
-from ltv_spark.ziln import ziln_loss
+from ltv_spark.ziln import head_outputs, ziln_loss
 
 SESSION_FEATURES = len(SESSION_VECTOR)
 TIME_FEATURE = SESSION_VECTOR.index("log_days_before_cutoff")
@@ -35,6 +35,7 @@ class ModelConfig:
     time_feature: int = TIME_FEATURE
     time_frequencies: int = 8
     architecture: str = "transformer"  # or "mlp": static features only (see build_model)
+    mixture_components: int = 1  # lognormals of a buyer's spend in the ZILN head (ltv_spark.ziln)
 
 
 class TimeEncoding(nn.Module):
@@ -53,7 +54,7 @@ class TimeEncoding(nn.Module):
 
 
 class LTVTransformer(nn.Module):
-    """forward(sequence, mask, static, value=None) -> (outputs (B, 3), loss or None)."""
+    """forward(sequence, mask, static, value=None) -> (outputs (B, 3 | 1 + 3K), loss or None)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -66,7 +67,9 @@ class LTVTransformer(nn.Module):
         )
         self.encoder = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)
         self.static_in = nn.Sequential(nn.Linear(config.static_features, d), nn.GELU())
-        self.head = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, 3))
+        self.head = nn.Sequential(
+            nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, head_outputs(config.mixture_components))
+        )
 
     def forward(
         self,
@@ -89,13 +92,13 @@ class LTVTransformer(nn.Module):
         keep = (~padding).unsqueeze(-1).to(hidden.dtype)  # (B, N, 1)
         pooled = (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)  # (B, d)
         joined = torch.cat([pooled, self.static_in(static)], dim=-1)  # (B, 2d)
-        outputs = self.head(joined)  # (B, 3): logit p, mu, raw sigma
+        outputs = self.head(joined)  # (B, 3 | 1 + 3K): logit p, then the lognormal(s)
         loss = ziln_loss(outputs, value) if value is not None else None
         return outputs, loss
 
 
 class StaticMLP(nn.Module):
-    """forward(sequence, mask, static, value=None) -> (outputs (B, 3), loss or None); ignores sessions."""
+    """forward(sequence, mask, static, value=None) -> (outputs, loss or None); ignores sessions."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -107,7 +110,7 @@ class StaticMLP(nn.Module):
             nn.Dropout(config.dropout),
             nn.Linear(config.d_ff, d),
             nn.GELU(),
-            nn.Linear(d, 3),
+            nn.Linear(d, head_outputs(config.mixture_components)),
         )
 
     def forward(
@@ -117,7 +120,7 @@ class StaticMLP(nn.Module):
         static: torch.Tensor,  # (B, S), scaled
         value: torch.Tensor | None = None,  # (B,)
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        outputs = self.layers(static)  # (B, 3): logit p, mu, raw sigma
+        outputs = self.layers(static)  # (B, 3 | 1 + 3K): logit p, then the lognormal(s)
         loss = ziln_loss(outputs, value) if value is not None else None
         return outputs, loss
 

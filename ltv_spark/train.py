@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,8 @@ from ltv_spark.model import ModelConfig, build_model
 from ltv_spark.ziln import expected_value
 
 LOG = logging.getLogger("ltv_spark.train")
+WARMUP_SHARE = 0.05  # of all steps, for the cosine schedule
+FINAL_LR_SHARE = 0.1  # the cosine schedule ends at a tenth of the learning rate (as nanoGPT)
 
 
 @dataclass
@@ -39,6 +42,7 @@ class TrainJob:
     epochs: int = 10
     batch_size: int = 256
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": see learning_rate_factor
     seed: int = 7
     patience: int = 3
     select_by: str = "validation_loss"  # or "validation_gini": which epoch's weights are kept
@@ -58,7 +62,8 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
     torch.manual_seed(job.seed)
     np.random.seed(job.seed)
     model = build_model(job.model).to(backend.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=job.learning_rate * backend.size)  # scaled by world
+    base_lr = job.learning_rate * backend.size  # scaled by world
+    optimizer = torch.optim.Adam(model.parameters(), lr=base_lr)
     checkpoint = load_torch(job.artifact_dir, "checkpoint.pt")
     history: list[dict] = []
     if checkpoint is not None:
@@ -76,7 +81,10 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
             if _stopped_early(history, job.patience, job.select_by):
                 break
             started = time.perf_counter()
-            train_loss = backend.average(_train_epoch(model, optimizer, batches, steps, backend.device))
+            schedule = _EpochSchedule(job.lr_schedule, base_lr, epoch, steps, job.epochs)
+            train_loss = backend.average(
+                _train_epoch(model, optimizer, batches, steps, backend.device, schedule)
+            )
             validation = _validate(model, job, backend)
             record = {
                 "epoch": epoch,
@@ -84,6 +92,7 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
                 **validation,
                 "seconds": time.perf_counter() - started,
                 "samples": steps * job.batch_size * backend.size,
+                "learning_rate": schedule.rate(steps - 1),
             }
             history.append(record)
             if backend.rank == 0:
@@ -107,10 +116,47 @@ def weights_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _train_epoch(model, optimizer, batches, steps: int, device: torch.device) -> float:
+def learning_rate_factor(schedule: str, step: int, total_steps: int) -> float:
+    """The share of the base learning rate at ``step`` (0-based) of ``total_steps``.
+
+    constant: 1. cosine: a linear warm-up over the first WARMUP_SHARE of the steps, then a cosine
+    from 1 down to FINAL_LR_SHARE at the last step. A function of the step alone, so a resumed
+    run continues the same schedule without saving any scheduler state.
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule != "cosine":
+        raise ValueError(f"unknown lr_schedule {schedule!r}: expected 'constant' or 'cosine'")
+    warmup = max(1, round(WARMUP_SHARE * total_steps))
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - 1 - warmup)
+    return FINAL_LR_SHARE + (1 - FINAL_LR_SHARE) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@dataclass(frozen=True)
+class _EpochSchedule:
+    """The learning rate of each step of one epoch."""
+
+    name: str
+    base_lr: float
+    epoch: int
+    steps: int
+    epochs: int
+
+    def rate(self, step: int) -> float:
+        overall = self.epoch * self.steps + step
+        return self.base_lr * learning_rate_factor(self.name, overall, self.epochs * self.steps)
+
+
+def _train_epoch(
+    model, optimizer, batches, steps: int, device: torch.device, schedule: _EpochSchedule
+) -> float:
     model.train()
     total = 0.0
-    for _ in range(steps):
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = schedule.rate(step)
         batch = _to(next(batches), device)
         _, loss = model(batch["sequence"], batch["mask"], batch["static"], batch["value"])
         optimizer.zero_grad()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ltv_spark.calibration import MIN_SLOPE, DecileCalibration
+from ltv_spark.calibration import MIN_SLOPE, DecileCalibration, shrunk_toward_raw
 
 
 def scored_frame(spark, predicted, actual):
@@ -33,7 +33,7 @@ def it_keeps_tied_predictions_in_one_decile(spark):
 
 
 def it_maps_a_model_off_by_a_constant_factor_onto_the_truth(spark):
-    truth = np.linspace(1.0, 60.0, 80)
+    truth = np.repeat(np.linspace(1.0, 60.0, 10), 8)  # exact within each decile: nothing to shrink
     calibration = DecileCalibration.fit(scored_frame(spark, 3.0 * truth, truth))
     # every knot lies on y = x / 3, so does every interpolated and extrapolated value
     assert calibration.apply(3.0 * truth) == pytest.approx(truth, rel=1e-12)
@@ -64,3 +64,27 @@ def it_is_the_identity_without_knots_and_reads_back_what_it_wrote(spark, tmp_pat
     fitted.write(tmp_path)
     assert DecileCalibration.read(tmp_path) == fitted
     assert DecileCalibration.fit(scored_frame(spark, [], [])) == DecileCalibration()
+
+
+def it_shrinks_a_noisy_deciles_knot_toward_the_raw_prediction(spark):
+    rng = np.random.default_rng(5)
+    predicted = np.repeat(np.arange(1.0, 11.0), 50)  # ten deciles of 50 users
+    actual = 2.0 * predicted  # nine deciles exactly twice the prediction: no sampling noise
+    top = predicted == 10.0
+    actual[top] = rng.lognormal(0.0, 2.0, top.sum()) * 10.0  # one heavy-tailed, noisy decile
+    calibration = DecileCalibration.fit(scored_frame(spark, predicted, actual))
+    assert calibration.actual[:9] == pytest.approx(2.0 * np.arange(1.0, 10.0))
+    raw_mean = actual[top].mean()
+    d = raw_mean / 10.0 - 1
+    v = actual[top].var(ddof=1) / (50 * 10.0**2)
+    tau2 = (9 * 1.0**2 + d**2 - v) / 10
+    assert calibration.actual[9] == pytest.approx(10.0 * (1 + d * tau2 / (tau2 + v)))
+    assert abs(calibration.actual[9] - 10.0) < abs(raw_mean - 10.0)  # nearer the raw prediction
+
+
+def it_keeps_the_raw_prediction_where_no_miscalibration_stands_out_of_the_noise():
+    predicted = np.array([1.0, 2.0, 3.0])
+    actual = np.array([1.1, 1.8, 3.3])
+    variance = np.array([4.0, 9.0, 16.0])  # sampling variance far above the miscalibrations
+    shrunk = shrunk_toward_raw(predicted, actual, variance, np.array([10, 10, 10]))
+    assert shrunk == pytest.approx(predicted)

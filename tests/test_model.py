@@ -89,3 +89,13 @@ def it_builds_the_static_mlp_baseline_with_the_same_interface():
     assert loss_now.item() < loss.item() - 1.0
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model(dataclasses.replace(CONFIG, architecture="rnn"))
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "mlp"])
+def it_emits_one_plus_three_k_outputs_with_a_mixture_head(architecture: str):
+    torch.manual_seed(0)
+    config = dataclasses.replace(CONFIG, architecture=architecture, mixture_components=3)
+    sequence, mask, static, value = batch(8, seed=3)
+    outputs, loss = build_model(config)(sequence, mask, static, value)
+    assert outputs.shape == (8, 10) and torch.isfinite(loss)
+    assert torch.isfinite(expected_value(outputs)).all() and (expected_value(outputs) > 0).all()

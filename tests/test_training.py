@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from ltv_spark.model import ModelConfig
 from ltv_spark.pipeline import EVENTS
 from ltv_spark.pipeline.gold import examples
 from ltv_spark.pipeline.training import train_model
-from ltv_spark.train import TrainJob, fit
+from ltv_spark.train import FINAL_LR_SHARE, TrainJob, fit, learning_rate_factor
 from tests.helpers import TINY_TRAINING
 
 MODEL = ModelConfig(
@@ -117,6 +118,23 @@ def it_resumes_an_interrupted_run_from_the_saved_epoch(converters, tmp_path):
     resumed = fit(job(converters, tmp_path), SingleProcess(), on_epoch_end=lambda e, r: epochs_run.append(e))
     assert epochs_run == [1, 2]
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+
+
+def it_warms_up_then_decays_the_learning_rate_on_the_cosine_schedule():
+    factors = [learning_rate_factor("cosine", step, 100) for step in range(100)]
+    assert factors[0] < factors[4] == pytest.approx(1.0)  # 5 warm-up steps
+    assert all(later <= earlier for earlier, later in itertools.pairwise(factors[4:]))
+    assert factors[-1] == pytest.approx(FINAL_LR_SHARE)
+    assert {learning_rate_factor("constant", step, 100) for step in range(100)} == {1.0}
+    with pytest.raises(ValueError, match="lr_schedule"):
+        learning_rate_factor("step", 0, 100)
+
+
+def it_trains_on_the_cosine_schedule_and_logs_each_epochs_rate(converters, tmp_path):
+    result = fit(job(converters, tmp_path, lr_schedule="cosine"), SingleProcess())
+    rates = [h["learning_rate"] for h in result.history]
+    assert rates[0] > rates[1] > rates[2] == pytest.approx(5e-3 * FINAL_LR_SHARE)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
 def it_trains_with_horovod_on_two_processes_to_identical_weights(spark, converters, tmp_path):

@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from ltv_spark.ziln import churn_probability, expected_value, p_buy, split_head, ziln_loss
+from ltv_spark.ziln import (
+    churn_probability,
+    expected_value,
+    head_outputs,
+    p_buy,
+    split_head,
+    ziln_loss,
+)
 
 
 def softplus_inverse(x: float) -> float:
@@ -24,6 +31,7 @@ def it_predicts_p_times_the_lognormal_mean():
     assert churn_probability(out).item() == pytest.approx(0.5)
     assert expected_value(out).item() == pytest.approx(0.5 * math.exp(1.0 + 0.125))
     assert split_head(out)[2].item() == pytest.approx(0.5)
+    assert split_head(out)[3].item() == 0.0  # one component: weight 1
 
 
 def it_charges_a_buyer_bce_plus_the_lognormal_nll():
@@ -48,3 +56,44 @@ def it_averages_over_the_batch_and_has_finite_gradients():
     assert loss.item() == pytest.approx((parts[0].item() + parts[1].item()) / 2)
     loss.backward()
     assert torch.isfinite(out.grad).all()
+
+
+def mixture(logit: float, components: list[tuple[float, float, float]]) -> torch.Tensor:
+    """Raw outputs of a K-component head from (weight, mu, sigma) per component."""
+    mus = [mu for _, mu, _ in components]
+    sigmas = [softplus_inverse(sigma) for _, _, sigma in components]
+    logits = [math.log(weight) for weight, _, _ in components]
+    return torch.tensor([[logit, *mus, *sigmas, *logits]], dtype=torch.float64)
+
+
+def it_predicts_p_times_the_weighted_lognormal_means_of_a_mixture():
+    out = mixture(0.0, [(0.25, 1.0, 0.5), (0.75, 3.0, 1.0)])
+    mean = 0.25 * math.exp(1.0 + 0.125) + 0.75 * math.exp(3.0 + 0.5)
+    assert expected_value(out).item() == pytest.approx(0.5 * mean)
+    assert head_outputs(2) == out.shape[-1] == 7
+    assert head_outputs(1) == 3
+
+
+def it_charges_a_buyer_the_nll_of_the_mixture_density():
+    out, value = mixture(1.0, [(0.4, 2.0, 0.5), (0.6, 4.0, 0.8)]), 20.0
+    log_v = math.log(value)
+
+    def density(mu: float, sigma: float) -> float:  # lognormal pdf at value
+        return math.exp(-((log_v - mu) ** 2) / (2 * sigma**2)) / (value * sigma * math.sqrt(2 * math.pi))
+
+    bce = -math.log(1 / (1 + math.exp(-1.0)))
+    nll = -math.log(0.4 * density(2.0, 0.5) + 0.6 * density(4.0, 0.8))
+    assert ziln_loss(out, torch.tensor([value], dtype=torch.float64)).item() == pytest.approx(bce + nll)
+
+
+def it_equals_the_one_component_head_when_the_components_agree():
+    one = outputs(0.7, 2.5, 0.9)
+    two = mixture(0.7, [(0.3, 2.5, 0.9), (0.7, 2.5, 0.9)])
+    value = torch.tensor([14.0], dtype=torch.float64)
+    assert ziln_loss(two, value).item() == pytest.approx(ziln_loss(one, value).item())
+    assert expected_value(two).item() == pytest.approx(expected_value(one).item())
+
+
+def it_refuses_an_output_width_no_head_emits():
+    with pytest.raises(ValueError, match="3 or 1 \\+ 3K"):
+        split_head(torch.zeros(1, 5))
