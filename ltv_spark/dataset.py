@@ -27,6 +27,13 @@ class CutoffPlan:
     def all_cutoffs(self) -> tuple[dt.date, ...]:
         return (*self.train, self.validation, self.evaluation)
 
+    @property
+    def name(self) -> str:
+        """``<evaluation>_h<horizon>_t<training cutoffs>x<days apart>d``: two plans that train on
+        different cutoffs get different evaluation runs (tables rows, report folders)."""
+        step = (self.train[1] - self.train[0]).days if len(self.train) > 1 else 0
+        return f"{self.evaluation}_h{self.horizon_days}_t{len(self.train)}x{step}d"
+
     def check(self, first_event: dt.date | None = None) -> None:
         """Refuse overlapping label windows, and cutoffs before any data."""
         horizon = dt.timedelta(days=self.horizon_days)

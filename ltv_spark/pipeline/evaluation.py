@@ -161,7 +161,7 @@ def _warehouse_holdout(
     examples = build_training_set(spark, store, config.features, plan)
     cutoff, horizon = plan.evaluation, plan.horizon_days
     holdout = Holdout(
-        run=f"{data}_{cutoff}_h{horizon}",
+        run=f"{data}_{plan.name}",
         title=f"LTV models on {DATA[data]}: cutoff {cutoff}, horizon {horizon} days",
         actuals=actuals(examples.evaluation),
         data_versions=examples_identity(store, config.features, plan.all_cutoffs),

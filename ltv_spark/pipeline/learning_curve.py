@@ -138,7 +138,7 @@ def learning_curve(
             )
     columns = ["model", "seed", "size", "cutoffs", "users_share", "examples", "max_epochs", "normalized_gini"]
     points = pd.DataFrame(rows, columns=columns)
-    run = f"generated_{plan.evaluation}_h{plan.horizon_days}"
+    run = f"generated_{plan.name}"  # the evaluation's run of the same plan (its report embeds the curve)
     _save(spark, store, run, points)
     return LearningCurve(run, points, _write_plot(config, store, run, points))
 
