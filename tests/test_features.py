@@ -122,6 +122,14 @@ def it_plans_cutoffs_whose_label_windows_do_not_overlap(config):
     assert dataclasses.replace(plan).all_cutoffs[-1] == plan.evaluation
 
 
+def it_names_a_plan_by_its_evaluation_horizon_and_training_cutoffs(config):
+    plan = plan_cutoffs(config.features)
+    denser = plan_cutoffs(dataclasses.replace(config.features, train_cutoffs=4, cutoff_step_days=7))
+    step = config.features.cutoff_step_days
+    assert plan.name == f"{plan.evaluation}_h{plan.horizon_days}_t{len(plan.train)}x{step}d"
+    assert denser.name.endswith("_t4x7d") and denser.name != plan.name
+
+
 def it_builds_a_cutoff_once_and_skips_it_while_bronze_is_unchanged(spark, store, config, world_events):
     store.append(world_events.filter(F.col("user_id") < "u00000060"), EVENTS, partition_by=["event_date"])
     features = dataclasses.replace(config.features, horizon_days=20)
