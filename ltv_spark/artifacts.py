@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +82,27 @@ def save_torch(folder: Where, name: str, state: dict[str, Any]) -> None:
     (Location.of(folder) / name).write_bytes(buffer.getvalue())
 
 
+class UnsafeArtifact(ValueError):
+    """A checkpoint that holds more than tensors and plain containers: it is never unpickled."""
+
+
 def load_torch(folder: Where, name: str) -> dict[str, Any] | None:
+    """A checkpoint's tensors and plain values (dicts, lists, numbers, strings), or None if absent.
+
+    Loaded with ``weights_only=True``: anyone who can write to a models folder (shared storage on a
+    cluster) could otherwise run code in every process that loads the model, scoring workers
+    included. A file holding any other object is refused with UnsafeArtifact, and nothing of it runs.
+    """
     path = Location.of(folder) / name
     if not path.exists():
         return None
-    return torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=False)
+    try:
+        return torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as refused:
+        raise UnsafeArtifact(
+            f"{path}: refused to load a checkpoint that holds objects other than tensors and plain "
+            f"values (dicts, lists, numbers, strings); loading it could run code ({refused})"
+        ) from refused
 
 
 def mark_complete(folder: Where) -> None:

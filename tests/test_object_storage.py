@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ltv_spark.artifacts import (
+    UnsafeArtifact,
     latest_version_dir,
     load_torch,
     mark_complete,
@@ -32,6 +33,25 @@ from tests.test_evaluation import two_model_tables
 from tests.test_training import model_rows
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class TouchesAFileWhenUnpickled:
+    """What an attacker would put in a checkpoint: unpickling it calls Path.touch (here harmless)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def it_refuses_a_checkpoint_that_would_run_code_when_loaded(tmp_path):
+    marker = tmp_path / "code-ran"
+    save_torch(tmp_path, "model.pt", {"model": {}, "config": TouchesAFileWhenUnpickled(marker)})
+    assert not marker.exists()  # saving did not run it either
+    with pytest.raises(UnsafeArtifact, match="model.pt: refused to load"):
+        load_torch(tmp_path, "model.pt")
+    assert not marker.exists()
 
 
 @pytest.fixture(params=["local", "s3a"])
