@@ -23,6 +23,7 @@ from ltv_spark.pipeline.refresh import RefreshSummary, refresh
 from ltv_spark.pipeline.scoring import PREDICTIONS
 from ltv_spark.pipeline.streaming import STREAM_EVENTS, start_stream
 from ltv_spark.tables import TableError, TableStore, open_store
+from ltv_spark.tables.outside_spark import read_pandas
 from tests.conftest import require_jvm_engine
 from tests.helpers import tiny_overrides, users_in_drops
 
@@ -103,6 +104,12 @@ def it_writes_every_table_with_the_same_row_counts_on_every_engine(chains):
     print("\nrow counts per table:", *(f"{s:<12} {c}" for s, c in counts.items()), sep="\n")
     assert all(counts[setup] == counts["delta-rs"] for setup in SETUPS), counts
     assert counts["delta-rs"]["gold.predictions"] > 100
+
+
+def it_reads_every_table_of_the_chain_outside_spark_with_the_same_rows(chains):
+    chain = chains["delta-rs"]
+    outside = {name: len(read_pandas(chain.store.location(name))) for name in chain.counts}
+    assert outside == chain.counts
 
 
 def it_runs_the_same_stages_and_then_changes_nothing(chains):

@@ -33,6 +33,7 @@ from ltv_spark.tables import (
     open_store,
 )
 from ltv_spark.tables.delta_rs import DeltaRsStore
+from ltv_spark.tables.outside_spark import read_arrow, read_pandas
 from tests.conftest import ENGINES, open_engine, require_jvm_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +66,24 @@ def it_round_trips_rows_types_and_partitions(spark, store):
     assert table.metadata().partition_columns == ["d"]
     assert table.version() == 0
     assert all(path.startswith("d=2024-01-0") for path in committed_files(store.location("t.x")))
+
+
+def it_reads_a_partitioned_table_outside_spark_as_spark_reads_it(spark, store):
+    schema = "user_id string, cutoff date, horizon_days int, net_value double"
+    first = [("u1", dt.date(2024, 1, 1), 90, 1.5), ("u2", dt.date(2024, 2, 1), 30, 0.0)]
+    store.append(spark.createDataFrame(first, schema), "gold.l", partition_by=["cutoff", "horizon_days"])
+    second = [("u3", dt.date(2024, 2, 1), 30, 7.25)]  # replaces one partition: its old file is removed
+    replace_partition = {"cutoff": ["2024-02-01"], "horizon_days": ["30"]}
+    store.overwrite(spark.createDataFrame(second, schema), "gold.l", replace_partitions=replace_partition)
+    with pytest.raises(TypeError, match="field"):  # what the README offered before, with pyarrow 14
+        DeltaTable(store.location("gold.l")).to_pandas()
+    rows = read_pandas(store.location("gold.l")).sort_values("user_id")
+    assert rows.to_dict("records") == [
+        {"user_id": "u1", "cutoff": dt.date(2024, 1, 1), "horizon_days": 90, "net_value": 1.5},
+        {"user_id": "u3", "cutoff": dt.date(2024, 2, 1), "horizon_days": 30, "net_value": 7.25},
+    ]
+    assert read_arrow(store.location("gold.l")).schema.field("cutoff").type == "date32[day]"
+    assert sorted(read_pandas(store.location("gold.l"), version=0)["user_id"]) == ["u1", "u2"]
 
 
 def it_reads_a_missing_table_as_a_clear_error(store):
