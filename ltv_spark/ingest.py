@@ -68,6 +68,7 @@ class IngestCounts:
 
     files: int = 0
     files_quarantined: int = 0
+    files_empty: int = 0  # zero-byte drops: recorded in bronze.ingest_files, nothing to read
     input_rows: int = 0
     bronze_rows: int = 0
     quarantine_rows: int = 0
@@ -87,7 +88,8 @@ class IngestCounts:
     def lines(self) -> list[str]:
         check = "adds up" if self.balanced else "DOES NOT ADD UP"
         lines = [
-            f"files          {self.files:>12,}  ({self.files_quarantined} quarantined whole)",
+            f"files          {self.files:>12,}  ({self.files_quarantined} quarantined whole, "
+            f"{self.files_empty} empty)",
             f"input rows     {self.input_rows:>12,}",
             f"bronze         {self.bronze_rows:>12,}",
             f"quarantine     {self.quarantine_rows:>12,}",

@@ -10,10 +10,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pyspark.sql import functions as F
 
 from ltv_spark.config import IngestConfig
 from ltv_spark.contract import RAW_COLUMNS, Reason
-from ltv_spark.pipeline import EVENTS, INGEST_FILES, QUARANTINE, ingest_raw
+from ltv_spark.pipeline import EVENTS, INGEST_BATCHES, INGEST_FILES, QUARANTINE, ingest_raw
 from ltv_spark.tables import base as tables_base
 
 NOW = dt.datetime(2025, 6, 10, 12, 0)
@@ -109,6 +110,22 @@ def it_ingests_a_new_day_on_its_own_and_never_twice(spark, store, tmp_path):
     assert {name: store.version(name) for name in versions} == versions
     assert store.read(EVENTS).count() == 4
     assert store.read(EVENTS).select("event_id").distinct().count() == 4
+
+
+def it_records_a_zero_byte_drop_once_and_writes_nothing_on_later_runs(spark, store, tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "2025-06-01").mkdir(parents=True)
+    (raw / "2025-06-01" / "part-00000.csv").write_text(csv_text(GOOD[:2]))
+    (raw / "2025-06-01" / "part-00001.csv").write_bytes(b"")  # a platform's empty drop
+    first = ingest_raw(spark, store, config(raw), now=NOW)
+    assert (first.files, first.files_empty, first.files_quarantined, first.bronze_rows) == (2, 1, 0, 2)
+    logged = store.read(INGEST_FILES).filter(F.col("path").endswith("part-00001.csv")).first()
+    assert logged["file_reason"] is None and logged["input_rows"] == 0
+    assert logged["detail"] == "empty file (0 bytes)"
+    versions = {name: store.version(name) for name in (EVENTS, INGEST_FILES, INGEST_BATCHES)}
+    for _ in range(2):  # a second and a third run: no new batch, no table version
+        assert ingest_raw(spark, store, config(raw), now=NOW).files == 0
+    assert {name: store.version(name) for name in versions} == versions
 
 
 def it_finishes_an_interrupted_batch_exactly_once(spark, store, tmp_path, monkeypatch):

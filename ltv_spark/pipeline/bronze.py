@@ -23,7 +23,14 @@ from ltv_spark.contract import classify_events, to_bronze, to_quarantine
 from ltv_spark.frames import union_all
 from ltv_spark.ingest import STATUS_BRONZE, STATUS_QUARANTINE, IngestCounts, count_by_file, label_rows
 from ltv_spark.progress import LOG, stage
-from ltv_spark.raw_files import drop_day, inspect_files, list_raw_files, read_bad_files, read_good_files
+from ltv_spark.raw_files import (
+    RawFile,
+    drop_day,
+    inspect_files,
+    list_raw_files,
+    read_bad_files,
+    read_good_files,
+)
 from ltv_spark.tables import TableStore
 from ltv_spark.world import events_frame, observable_ceiling_frame, truth_frame, write_drops, write_junk_files
 
@@ -209,8 +216,7 @@ def ingest_raw(
         return IngestCounts()
     resumed = " (resumed)" if plan.resumed else ""
     LOG.info("[ingest] batch %d: %d files%s", plan.batch_id, len(plan.files), resumed)
-    with stage("ingest: inspect files"):
-        inspected = [row.asDict() for row in inspect_files(spark, plan.files, ingest.format).collect()]
+    inspected, empty = _inspect_batch(spark, plan, listed, ingest.format)
     good = [f for f in inspected if f["reason"] is None]
     bad = [f for f in inspected if f["reason"] is not None]
     for file in bad:
@@ -226,7 +232,8 @@ def ingest_raw(
         broken = labelled.filter(F.col("status") == STATUS_QUARANTINE)
         rejected.append(to_quarantine(broken, plan.ingested_at, plan.batch_id))
     quarantine = union_all(rejected)
-    counts = IngestCounts(files=len(inspected), files_quarantined=len(bad))
+    files = len(inspected) + len(empty)
+    counts = IngestCounts(files=files, files_quarantined=len(bad), files_empty=len(empty))
     for file in file_counts:
         counts.add_file(file)
     if quarantine is not None:
@@ -234,12 +241,32 @@ def ingest_raw(
         counts.reasons = {row["reason"]: row["n"] for row in by_reason}
 
     with stage("ingest: write tables") as timer:
-        _write_batch(spark, store, ingest.app_id, plan, labelled, quarantine, inspected, file_counts)
+        every_file = [*inspected, *empty]
+        _write_batch(spark, store, ingest.app_id, plan, labelled, quarantine, every_file, file_counts)
         timer.rows = counts.bronze_rows
     for frame in (labelled, bad_lines):
         if frame is not None:
             frame.unpersist()
     return counts
+
+
+def _inspect_batch(
+    spark: SparkSession, plan: BatchPlan, listed: list[RawFile], fmt: str
+) -> tuple[list[dict], list[dict]]:
+    """The inspection rows of the batch's files with content, and those of its zero-byte files."""
+    sizes = {f.path: f.size for f in listed}
+    empty = [_empty_file(path) for path in plan.files if sizes.get(path) == 0]
+    to_read = [path for path in plan.files if sizes.get(path) != 0]
+    if not to_read:
+        return [], empty
+    with stage("ingest: inspect files"):
+        return [row.asDict() for row in inspect_files(spark, to_read, fmt).collect()], empty
+
+
+def _empty_file(path: str) -> dict:
+    """The inspection row of a zero-byte drop: not an error, and recorded, so it is never planned
+    again (Spark's file readers skip zero-byte files, so no inspection row would come back)."""
+    return {"path": path, "reason": None, "detail": "empty file (0 bytes)", "header": None, "lines": 0}
 
 
 def _label_good_files(
