@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 STATUS_BRONZE = "bronze"
 STATUS_QUARANTINE = "quarantine"
 STATUS_DUPLICATE = "duplicate"
+SKIPPED_SHOWN = 20  # skipped files named in a run's summary
 # Among rows sharing an event_id the earliest wins; the other columns only break exact ties.
 _KEEP_ORDER = (
     "event_time",
@@ -74,6 +75,7 @@ class IngestCounts:
     quarantine_rows: int = 0
     duplicate_rows: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    skipped_files: list[str] = field(default_factory=list)  # beside the drops, not of the format
 
     @property
     def balanced(self) -> bool:
@@ -97,4 +99,9 @@ class IngestCounts:
             f"input = bronze + quarantine + duplicates: {check}",
         ]
         lines += [f"  quarantined {reason:<22} {n:>10,}" for reason, n in sorted(self.reasons.items())]
+        if self.skipped_files:
+            lines.append(f"skipped (not the ingest format, not read): {len(self.skipped_files)} files")
+            lines += [f"  {path}" for path in self.skipped_files[:SKIPPED_SHOWN]]
+            if len(self.skipped_files) > SKIPPED_SHOWN:
+                lines.append(f"  ... and {len(self.skipped_files) - SKIPPED_SHOWN} more")
         return lines

@@ -7,7 +7,9 @@ parsed row by row into garbage, it goes to quarantine in one piece with a file-l
 
 from __future__ import annotations
 
+import bz2
 import datetime as dt
+import gzip
 import io
 import json
 from collections.abc import Iterator, Sequence
@@ -23,6 +25,8 @@ from ltv_spark.contract import CORRUPT_COLUMN, RAW_COLUMNS, REQUIRED_COLUMNS, Re
 from ltv_spark.frames import union_all
 
 EXTENSIONS = {"csv": (".csv",), "json": (".json", ".jsonl"), "parquet": (".parquet",)}
+COMPRESSIONS = {".gz": gzip.decompress, ".bz2": bz2.decompress}  # text drops; Spark's readers agree
+BYTE_ORDER_MARK = "\ufeff"
 
 INSPECTION_SCHEMA = StructType(
     [
@@ -44,8 +48,26 @@ class RawFile:
     modified_ms: int
 
 
-def list_raw_files(spark: SparkSession, root: str, fmt: str) -> list[RawFile]:
-    """Every file of ``fmt`` under ``root`` (recursively), sorted, through Hadoop's FileSystem.
+@dataclass(frozen=True)
+class RawListing:
+    """The drops ingest reads, and the files beside them it does not (listed, never ignored)."""
+
+    files: list[RawFile]
+    skipped: list[RawFile]
+
+
+def readable_name(name: str, fmt: str) -> bool:
+    """Whether ingest reads a file of this name as ``fmt``: its extension, or for text formats its
+    extension and then .gz or .bz2 (``events.csv.gz``)."""
+    extensions = EXTENSIONS[fmt]
+    if fmt != "parquet":
+        extensions = (*extensions, *(e + c for e in extensions for c in COMPRESSIONS))
+    return name.endswith(extensions)
+
+
+def list_raw_files(spark: SparkSession, root: str, fmt: str) -> RawListing:
+    """Every file under ``root`` (recursively), sorted, through Hadoop's FileSystem: those of
+    ``fmt`` to read, the others (not hidden: ``_`` or ``.`` first) as skipped.
 
     Hadoop's listing works the same for local folders, HDFS, S3 and DBFS/Volumes. Only names and
     sizes reach the driver.
@@ -55,16 +77,16 @@ def list_raw_files(spark: SparkSession, root: str, fmt: str) -> list[RawFile]:
     fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
     if not fs.exists(path):
         raise FileNotFoundError(f"raw folder {root} does not exist")
-    found = []
+    found, skipped = [], []
     iterator = fs.listFiles(path, True)
     while iterator.hasNext():
         status = iterator.next()
-        uri = status.getPath().toString()
         name = status.getPath().getName()
-        if name.startswith(("_", ".")) or not name.endswith(EXTENSIONS[fmt]):
+        if name.startswith(("_", ".")):
             continue
-        found.append(RawFile(uri, int(status.getLen()), int(status.getModificationTime())))
-    return sorted(found, key=lambda f: f.path)
+        raw = RawFile(status.getPath().toString(), int(status.getLen()), int(status.getModificationTime()))
+        (found if readable_name(name, fmt) else skipped).append(raw)
+    return RawListing(sorted(found, key=lambda f: f.path), sorted(skipped, key=lambda f: f.path))
 
 
 def drop_day(path: str) -> dt.date | None:
@@ -183,8 +205,14 @@ def _inspect_batches(fmt: str):
 def _inspect_one(path: str, content: bytes, fmt: str) -> tuple:
     if fmt == "parquet":
         return _inspect_parquet(path, content)
+    compression = next((c for c in COMPRESSIONS if path.endswith(c)), None)
+    if compression is not None:
+        try:
+            content = COMPRESSIONS[compression](content)
+        except (OSError, EOFError, ValueError) as error:  # a cut or foreign archive
+            return (path, Reason.UNREADABLE, f"not a readable {compression} file: {error}"[:300], None, 1)
     try:
-        text = content.decode("utf-8")
+        text = content.decode("utf-8").removeprefix(BYTE_ORDER_MARK)  # as many Windows tools write
     except UnicodeDecodeError as error:
         return (path, Reason.BAD_ENCODING, f"not UTF-8 at byte {error.start}", None, None)
     if text and not text.endswith("\n"):

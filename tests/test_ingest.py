@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bz2
 import datetime as dt
+import gzip
 import io
 import json
 from pathlib import Path
@@ -126,6 +128,27 @@ def it_records_a_zero_byte_drop_once_and_writes_nothing_on_later_runs(spark, sto
     for _ in range(2):  # a second and a third run: no new batch, no table version
         assert ingest_raw(spark, store, config(raw), now=NOW).files == 0
     assert {name: store.version(name) for name in versions} == versions
+
+
+def it_reads_drops_as_platforms_send_them_and_lists_what_it_does_not_read(spark, store, tmp_path):
+    raw = tmp_path / "raw" / "2025-06-01"
+    raw.mkdir(parents=True)
+    (raw / "a.csv.gz").write_bytes(gzip.compress(csv_text(GOOD[:1]).encode()))
+    (raw / "b.csv.bz2").write_bytes(bz2.compress(csv_text(GOOD[1:2]).encode()))
+    windows = ("\ufeff" + csv_text(GOOD[2:])).replace("\n", "\r\n")  # byte-order mark, CRLF
+    (raw / "c.csv").write_bytes(windows.encode("utf-8"))
+    (raw / "d.csv.gz").write_bytes(gzip.compress(csv_text(GOOD[:1]).encode())[:-12])  # cut short
+    (raw / "e.xlsx").write_bytes(b"PK\x03\x04 not read")
+    counts = ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
+    assert counts.balanced and (counts.bronze_rows, counts.files, counts.files_quarantined) == (4, 4, 1)
+    bronze = store.read(EVENTS)
+    assert sorted(r["event_id"] for r in bronze.collect()) == [row[0] for row in GOOD]
+    assert bronze.filter(F.col("order_id").endswith("\r")).count() == 0  # CR is not kept in a value
+    assert counts.reasons == {Reason.UNREADABLE: 1}
+    assert [path.rsplit("/", 1)[-1] for path in counts.skipped_files] == ["e.xlsx"]
+    assert any("e.xlsx" in line for line in counts.lines())
+    again = ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
+    assert again.files == 0 and len(again.skipped_files) == 1  # still listed, never read
 
 
 def it_finishes_an_interrupted_batch_exactly_once(spark, store, tmp_path, monkeypatch):

@@ -207,13 +207,17 @@ def ingest_raw(
     refresh of that date sees them; files outside a day folder are always taken.
     """
     spark.conf.set("spark.sql.csv.parser.columnPruning.enabled", "false")  # corrupt rows need all columns
-    listed = list_raw_files(spark, ingest.raw_dir, ingest.format)
+    listing = list_raw_files(spark, ingest.raw_dir, ingest.format)
+    listed, skipped = listing.files, [f.path for f in listing.skipped]
     if before is not None:
         listed = [f for f in listed if (drop_day(f.path) or dt.date.min) < before]
+        skipped = [path for path in skipped if (drop_day(path) or dt.date.min) < before]
+    for path in skipped:
+        LOG.warning("[ingest] skipping %s: not a %s drop (ingest.format)", path, ingest.format)
     plan = _plan_batch(spark, store, [f.path for f in listed], ingest.app_id, now)
     if plan is None:
         LOG.info("[ingest] no new files under %s", ingest.raw_dir)
-        return IngestCounts()
+        return IngestCounts(skipped_files=skipped)
     resumed = " (resumed)" if plan.resumed else ""
     LOG.info("[ingest] batch %d: %d files%s", plan.batch_id, len(plan.files), resumed)
     inspected, empty = _inspect_batch(spark, plan, listed, ingest.format)
@@ -233,7 +237,9 @@ def ingest_raw(
         rejected.append(to_quarantine(broken, plan.ingested_at, plan.batch_id))
     quarantine = union_all(rejected)
     files = len(inspected) + len(empty)
-    counts = IngestCounts(files=files, files_quarantined=len(bad), files_empty=len(empty))
+    counts = IngestCounts(
+        files=files, files_quarantined=len(bad), files_empty=len(empty), skipped_files=skipped
+    )
     for file in file_counts:
         counts.add_file(file)
     if quarantine is not None:
