@@ -17,6 +17,7 @@ import fnmatch
 import functools
 import os
 import posixpath
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from urllib.parse import urlparse
 from pyarrow import fs as pafs
 
 OBJECT_STORE_SCHEMES = ("s3a", "s3", "s3n")
+FILE_SCHEME = re.compile(r"^file:(//)?")
 
 
 def is_object_store(uri: str) -> bool:
@@ -53,7 +55,7 @@ class Location:
         where = str(where)
         if is_object_store(where):
             return cls(where.rstrip("/"))
-        return cls(str(Path(where.removeprefix("file://")).resolve()))
+        return cls(str(Path(FILE_SCHEME.sub("", where)).resolve()))  # file:///x and Hadoop's file:/x
 
     def __truediv__(self, name: str) -> Location:
         return Location(f"{self.uri}/{name}")

@@ -45,8 +45,7 @@ def split_head(
     logit = outputs[..., 0]
     mu = outputs[..., 1 : 1 + k]
     sigma = F.softplus(outputs[..., 1 + k : 1 + 2 * k]).clamp_min(MIN_SIGMA)
-    one = k == 1  # a single component has weight 1
-    log_weight = torch.zeros_like(mu) if one else torch.log_softmax(outputs[..., 1 + 2 * k :], dim=-1)
+    log_weight = torch.zeros_like(mu) if k == 1 else torch.log_softmax(outputs[..., 1 + 2 * k :], dim=-1)
     return logit, mu, sigma, log_weight
 
 

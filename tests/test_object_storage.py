@@ -144,3 +144,7 @@ def _python_error(stderr: str) -> str:
     """The child's Python traceback, not the JVM's shutdown noise after it."""
     start = stderr.rfind("Traceback (most recent call last)")
     return stderr[start : start + 6000] if start >= 0 else stderr[-4000:]
+
+
+def it_reads_a_local_file_uri_in_both_spellings_as_the_same_folder(tmp_path):
+    assert Location.of(tmp_path.as_uri()) == Location.of(f"file:{tmp_path}") == Location.of(tmp_path)

@@ -210,8 +210,8 @@ def ingest_raw(
     listing = list_raw_files(spark, ingest.raw_dir, ingest.format)
     listed, skipped = listing.files, [f.path for f in listing.skipped]
     if before is not None:
-        listed = [f for f in listed if (drop_day(f.path) or dt.date.min) < before]
-        skipped = [path for path in skipped if (drop_day(path) or dt.date.min) < before]
+        listed = [f for f in listed if _dropped_before(f.path, before)]
+        skipped = [path for path in skipped if _dropped_before(path, before)]
     for path in skipped:
         LOG.warning("[ingest] skipping %s: not a %s drop (ingest.format)", path, ingest.format)
     plan = _plan_batch(spark, store, [f.path for f in listed], ingest.app_id, now)
@@ -254,6 +254,11 @@ def ingest_raw(
         if frame is not None:
             frame.unpersist()
     return counts
+
+
+def _dropped_before(path: str, before: dt.date) -> bool:
+    """Whether a refresh of ``before`` sees the file: a drop of an earlier day, or outside a day folder."""
+    return (drop_day(path) or dt.date.min) < before
 
 
 def _inspect_batch(

@@ -11,12 +11,14 @@ the same snapshot as Spark, time travel included, for tables written by either e
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
+
+from ltv_spark.storage import Location
 
 PARTITION_PREFIX = "partition."
 
@@ -47,12 +49,9 @@ def _read_file(root: Path, file: dict, partition_columns: list[str], schema: pa.
 
 
 def _local_folder(path: str | Path) -> Path:
-    text = str(path)
-    if text.startswith("file:"):
-        text = text.removeprefix("file:").replace("///", "/", 1)
-    elif "://" in text:
+    if urlparse(str(path)).scheme not in ("", "file"):
         raise ValueError(
             f"{path}: read_arrow reads tables in local folders; for object storage read the table "
             "with Spark (store.read) or with deltalake and a pyarrow newer than the pinned 14"
         )
-    return Path(text)
+    return Path(Location.of(path).uri)
