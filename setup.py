@@ -41,8 +41,11 @@ INSTALL_REQUIRES = [
     "cloudpickle>=2.2,<4",
     "psutil>=5.9,<7",
 ]
+# MLflow likewise: every Databricks ML runtime ships it (15.4 LTS ML: 2.13.1, whose API this code
+# keeps to: aliases, models from code); elsewhere the "mlflow" extra brings it.
 EXTRAS_REQUIRE = {
     "spark": ["pyspark>=3.5.3,<3.6", "delta-spark>=3.3.3,<3.4"],
+    "mlflow": ["mlflow-skinny>=2.13.1,<4", "sqlalchemy>=2,<3", "alembic>=1.13,<2"],
     "horovod": ["horovod==0.28.1"],
 }
 

@@ -1,4 +1,5 @@
-"""spark-submit entry point: `ltv retrain`, the weekly job (promotes only if not worse on validation).
+"""spark-submit entry point: `ltv retrain`, the weekly job (registers a challenger; promotes it to
+champion only if not worse on validation).
 
 spark-submit jobs/retrain.py --env cluster --date 2026-11-23
 """

@@ -5,7 +5,11 @@
     model.pt            best weights (by validation normalized Gini) + model config
     model_config.json   train_config.json  scaling.json  features.json  data_versions.json
     metrics.json        per-epoch metrics;  COMPLETE when training ended normally
-<models_root>/PROMOTED  the version production scores with (ltv refresh promotes after retraining)
+    calibration.json    decile calibration of expected LTV, fitted on the validation cutoff
+
+Production does not score from these folders by name: ``ltv train`` and every retrain log the
+folder as an MLflow model and register it (ltv_spark.registry), and the registry's ``champion``
+alias says which version scores.
 
 ``models_root`` is a local folder or an ``s3a://`` URI (ltv_spark.storage): Horovod's rank 0
 writes the model from whichever executor it runs on, and the driver reads it from there.
@@ -24,7 +28,18 @@ import torch
 from ltv_spark.storage import Location
 
 COMPLETE = "COMPLETE"
-PROMOTED = "PROMOTED"  # under models_root: the name of the version that scores production
+MODEL_ARTIFACT = "model_folder"  # the MLflow pyfunc's artifact: the files of a model folder below
+SCORING_FILES = (  # what scoring needs of a folder (checkpoint.pt, the resumable state, is not)
+    "model.pt",
+    "model_config.json",
+    "scaling.json",
+    "features.json",
+    "calibration.json",
+    "data_versions.json",
+    "train_config.json",
+    "cutoffs.json",
+    "metrics.json",
+)
 VERSION_PATTERN = "v[0-9][0-9][0-9][0-9]"
 
 Where = str | Path | Location
@@ -52,19 +67,6 @@ def version_dirs(models_root: Where, complete_only: bool = True) -> list[Locatio
 def latest_version_dir(models_root: Where, complete_only: bool = True) -> Location | None:
     versions = version_dirs(models_root, complete_only)
     return versions[-1] if versions else None
-
-
-def promoted_version_dir(models_root: Where) -> Location | None:
-    """The promoted version; before any promotion, the latest complete one."""
-    marker = Location.of(models_root) / PROMOTED
-    if marker.exists():
-        return Location.of(models_root) / marker.read_text().strip()
-    return latest_version_dir(models_root)
-
-
-def promote(models_root: Where, folder: Where) -> None:
-    """Make ``folder`` the version that scores production (one atomic write of the marker)."""
-    (Location.of(models_root) / PROMOTED).write_text(f"{Location.of(folder).name}\n")
 
 
 def write_json(folder: Where, name: str, data: Any) -> None:

@@ -1,5 +1,5 @@
 """The ``ltv`` command: generate, ingest, ingest-cdnow, sessions, features, training-set, train, score,
-evaluate, demo.
+evaluate, learning-curve, refresh, retrain, promote, register, stream, demo.
 
 Each command parses its flags into config overrides, builds the session and table store, calls one
 pipeline function and prints a one-screen summary. ``jobs/*.py`` are the same commands for
@@ -40,10 +40,12 @@ from ltv_spark.pipeline.learning_curve import learning_curve
 from ltv_spark.pipeline.refresh import REFRESH_RUNS, RefreshFailed, refresh, refresh_range, retrain
 from ltv_spark.pipeline.scoring import PREDICTIONS, day_after_data, score_as_of
 from ltv_spark.pipeline.streaming import start_stream
-from ltv_spark.pipeline.training import train_model
+from ltv_spark.pipeline.training import register_existing, train_model
 from ltv_spark.progress import configure_logging, summary
+from ltv_spark.registry import CHALLENGER, CHAMPION, ModelNotFound, promote
 from ltv_spark.session import build_spark
 from ltv_spark.tables import TableStore, open_store
+from ltv_spark.tracking import absolute_uri
 
 # flag -> config key; flags left unset keep the configured value
 GENERATE_FLAGS = {
@@ -78,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = open_store(spark, config.tables)
     try:
         return COMMANDS[args.command](args, config, spark, store)
-    except (WorldExists, Locked, RefreshFailed) as error:
+    except (WorldExists, Locked, RefreshFailed, ModelNotFound) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -144,7 +146,22 @@ def _training_set_lines(spark, store: TableStore, config: Config) -> list[str]:
 
 def run_train(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
     result = train_model(spark, store, config, args.launcher, args.num_proc)
-    print(summary(f"ltv train --launcher {result.launcher}", result.lines()))
+    print(summary(f"ltv train --launcher {result.launcher}", [*result.lines(), *_tracking_lines(config)]))
+    return 0
+
+
+def run_promote(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    name = config.tracking.registered_model
+    previous = promote(config.tracking, args.version)
+    moved = f"{CHAMPION}: {name}/{previous or '-'} -> {name}/{args.version}"
+    print(summary(f"ltv promote --version {args.version}", [moved, *_tracking_lines(config)]))
+    return 0
+
+
+def run_register(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    version = register_existing(args.model, config)
+    line = f"{args.model} -> {config.tracking.registered_model} version {version}"
+    print(summary(f"ltv register --model {args.model}", [line, *_tracking_lines(config)]))
     return 0
 
 
@@ -237,6 +254,8 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
         "",
         "evaluation on the generated world (every model, same users):",
         *evaluation.lines(),
+        "",
+        *_tracking_lines(config),
     ]
     print(summary("ltv demo", lines))
     return 0 if counts.balanced and cdnow.balanced else 1
@@ -255,9 +274,21 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "learning-curve": run_learning_curve,
     "refresh": run_refresh,
     "retrain": run_retrain,
+    "promote": run_promote,
+    "register": run_register,
     "stream": run_stream,
     "demo": run_demo,
 }
+
+
+def _tracking_lines(config: Config) -> list[str]:
+    """Where the runs and the registered model are, and how to open them."""
+    uri = absolute_uri(config.tracking.tracking_uri)
+    return [
+        f"MLflow runs   experiment {config.tracking.experiment!r} in {uri}",
+        f"registry      {config.tracking.registered_model} (aliases {CHAMPION}, {CHALLENGER})",
+        f"open them     mlflow ui --backend-store-uri {uri}",
+    ]
 
 
 def _where(store: TableStore, *names: str) -> list[str]:
@@ -337,7 +368,11 @@ def _parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser("score", parents=[common], help="score every user -> gold.predictions")
     score.add_argument("--as-of", required=True, help="YYYY-MM-DD: features use events before it")
-    score.add_argument("--model", help="a model folder, or 'latest' (default: score.model)")
+    score.add_argument(
+        "--model",
+        help="champion | challenger | models:/<name>@<alias> | models:/<name>/<version> | latest | a "
+        "model folder (default: score.model)",
+    )
 
     evaluation = commands.add_parser(
         "evaluate", parents=[common], help="every model on the evaluation cutoff -> metrics + report"
@@ -371,6 +406,15 @@ def _parser() -> argparse.ArgumentParser:
 
     weekly = commands.add_parser("retrain", parents=[common], help="retrain; promote if not worse")
     weekly.add_argument("--date", help="YYYY-MM-DD (default: the day after the last ingested event)")
+
+    promotion = commands.add_parser(
+        "promote", parents=[common], help="point the champion alias at a registered version (rollback)"
+    )
+    promotion.add_argument("--version", required=True, help="the registered model's version number")
+    register = commands.add_parser(
+        "register", parents=[common], help="register an existing model folder as a new version"
+    )
+    register.add_argument("--model", required=True, help="a model folder such as data/models/v0003")
 
     stream = commands.add_parser("stream", parents=[common], help="re-score users as their events land")
     stream.add_argument("--available-now", action="store_true", help="process what has landed, then stop")

@@ -131,18 +131,33 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow (ltv_spark.tracking, ltv_spark.registry): where runs and registered models live.
+
+    Offline: a SQLite store and an artifact folder under data/ (no server). On Databricks: the
+    workspace tracking server and Unity Catalog (conf/databricks.yaml).
+    """
+
+    tracking_uri: str = "sqlite:///data/mlflow/mlflow.db"  # a relative sqlite path: from the working dir
+    registry_uri: str | None = None  # None: the tracking store also holds the registry
+    artifact_root: str | None = "data/mlflow/artifacts"  # of a new experiment; None: the server's
+    experiment: str = "ltv_spark"  # Databricks: a workspace path such as /Shared/ltv_spark
+    registered_model: str = "ltv_transformer"  # Unity Catalog: <catalog>.<schema>.ltv_transformer
+
+
+@dataclass(frozen=True)
 class ScoreConfig:
     """Batch scoring (ltv_spark.score)."""
 
     batch_size: int = 1024  # rows per model call inside the pandas UDF
-    model: str = "latest"  # a model folder, or the latest complete one under train.models_root
+    model: str = "champion"  # champion | challenger | models:/<name>@<alias> or /<version> | a folder
 
 
 @dataclass(frozen=True)
 class RefreshConfig:
     """The daily job (ltv refresh): which model scores, when to retrain, how long its lease lasts."""
 
-    model: str = "promoted"  # the promoted version (the latest complete one before any promotion)
+    model: str = "champion"  # the registered model's alias (or any model ScoreConfig.model accepts)
     retrain_weekday: int | None = 0  # 0 = Monday .. 6 = Sunday; null: never retrain in the refresh
     lease_minutes: float = 360  # a dead job's lease (ops.leases) frees after this; a backfill renews daily
 
@@ -187,6 +202,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     refresh: RefreshConfig = field(default_factory=RefreshConfig)

@@ -1,11 +1,13 @@
 """Score users with a saved model inside Spark: a mapInPandas iterator that loads the model once
-per Python worker, then value deciles and segments without collecting scores to the driver.
+per Python worker (a model folder, or a registered MLflow model), then value deciles and segments
+without collecting scores to the driver.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +24,8 @@ from ltv_spark.storage import Location
 from ltv_spark.ziln import churn_probability, expected_value, p_buy
 
 SCORE_SCHEMA = "user_id string, expected_ltv double, p_buy double, churn_probability double"
+PREDICTION_COLUMNS = ("expected_ltv", "p_buy", "churn_probability")  # what a model returns per row
+REGISTERED_PREFIX = "models:/"
 LOAD_LOG_ENV = "LTV_MODEL_LOAD_LOG"  # when set, each model load appends "<pid>\n" to that file
 
 _LOADED: dict[str, LoadedModel] = {}  # per Python worker process: artifact folder -> model
@@ -48,9 +52,9 @@ class LoadedModel:
                 handle.write(f"{os.getpid()}\n")
         return cls(model, FeatureScaling.from_dict(read_json(artifact_dir, "scaling.json")))
 
-    def score(self, frame: pd.DataFrame, calibration: DecileCalibration | None = None) -> pd.DataFrame:
-        """user_id, static feature columns, sequence, mask -> SCORE_SCHEMA columns; expected_ltv
-        through ``calibration`` when given."""
+    def predict(self, frame: pd.DataFrame, calibration: DecileCalibration | None = None) -> pd.DataFrame:
+        """static feature columns, sequence, mask -> PREDICTION_COLUMNS; expected_ltv through
+        ``calibration`` when given. What the model's MLflow pyfunc returns (ltv_spark.pyfunc)."""
         calibration = calibration or DecileCalibration()
         config = self.model.config
         static = self.scaling.transform(frame[list(self.scaling.columns)].to_numpy(dtype=float))
@@ -62,12 +66,22 @@ class LoadedModel:
             )
         return pd.DataFrame(
             {
-                "user_id": frame["user_id"].to_numpy(),
                 "expected_ltv": calibration.apply(expected_value(outputs).double().numpy()),
                 "p_buy": p_buy(outputs).double().numpy(),
                 "churn_probability": churn_probability(outputs).double().numpy(),
             }
         )
+
+    def score(self, frame: pd.DataFrame, calibration: DecileCalibration | None = None) -> pd.DataFrame:
+        """user_id, static feature columns, sequence, mask -> SCORE_SCHEMA columns."""
+        return with_user_ids(frame, self.predict(frame, calibration))
+
+
+def with_user_ids(frame: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """``predictions`` of ``frame``'s rows, in order, behind their user_id."""
+    return pd.DataFrame(
+        {"user_id": frame["user_id"].to_numpy(), **{c: predictions[c].to_numpy() for c in PREDICTION_COLUMNS}}
+    )
 
 
 def loaded_model(artifact_dir: str) -> LoadedModel:
@@ -78,28 +92,55 @@ def loaded_model(artifact_dir: str) -> LoadedModel:
     return _LOADED[key]
 
 
-def score_users(rows: DataFrame, artifact_dir: str, batch_size: int, calibrated: bool = True) -> DataFrame:
+def score_users(rows: DataFrame, model: str, batch_size: int, calibrated: bool = True) -> DataFrame:
     """rows (user_id, features, sequence, mask) -> user_id, expected_ltv, p_buy, churn_probability.
 
-    expected_ltv is calibrated with the folder's calibration.json (ltv_spark.calibration), read
-    here on the driver and shipped with the function; ``calibrated=False`` gives the raw ZILN mean
-    (what the calibration is fitted on).
+    ``model`` is a model folder or a registered version (``models:/<name>/<version>``, see
+    ltv_spark.registry). A folder's expected_ltv is calibrated with its calibration.json
+    (ltv_spark.calibration), read here on the driver and shipped with the function;
+    ``calibrated=False`` gives the raw ZILN mean (what the calibration is fitted on). A registered
+    model is the MLflow pyfunc, loaded once per Python worker, its calibration inside it.
     """
-    calibration = DecileCalibration.read(artifact_dir) if calibrated else DecileCalibration()
+    predictor = (
+        _registered_predictor(model, calibrated)
+        if is_registered(model)
+        else _folder_predictor(model, calibrated)
+    )
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        model = loaded_model(artifact_dir)
+        predict = predictor()
         for batch in batches:
             for start in range(0, len(batch), batch_size):
-                yield model.score(batch.iloc[start : start + batch_size], calibration)
+                part = batch.iloc[start : start + batch_size]
+                yield with_user_ids(part, predict(part))
 
     return rows.mapInPandas(score, SCORE_SCHEMA)
 
 
-def model_predictions(rows: DataFrame, artifact_dir: str, batch_size: int) -> DataFrame:
+def is_registered(model: str) -> bool:
+    """Whether ``model`` names a registered MLflow model rather than a folder."""
+    return model.startswith(REGISTERED_PREFIX)
+
+
+def _folder_predictor(
+    artifact_dir: str, calibrated: bool
+) -> Callable[[], Callable[[pd.DataFrame], pd.DataFrame]]:
+    calibration = DecileCalibration.read(artifact_dir) if calibrated else DecileCalibration()
+    return lambda: functools.partial(loaded_model(artifact_dir).predict, calibration=calibration)
+
+
+def _registered_predictor(uri: str, calibrated: bool) -> Callable[[], Callable[[pd.DataFrame], pd.DataFrame]]:
+    if not calibrated:
+        raise ValueError(f"{uri}: a registered model scores as it was logged, calibration included")
+    from ltv_spark.registry import worker_loader  # MLflow is imported where a registered model is used
+
+    return worker_loader(uri)
+
+
+def model_predictions(rows: DataFrame, model: str, batch_size: int) -> DataFrame:
     """rows -> user_id, predicted (the calibrated expected LTV), churn_score (churn probability):
     a neural model's scores in the shape every model is compared in (ltv evaluate)."""
-    scored = score_users(rows, artifact_dir, batch_size)
+    scored = score_users(rows, model, batch_size)
     return scored.select(
         "user_id", F.col("expected_ltv").alias("predicted"), F.col("churn_probability").alias("churn_score")
     )

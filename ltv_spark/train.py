@@ -47,6 +47,7 @@ class TrainJob:
     patience: int = 3
     select_by: str = "validation_loss"  # or "validation_gini": which epoch's weights are kept
     metadata: dict[str, Any] = field(default_factory=dict)  # scaling, features, data versions, config
+    epoch_log: Any = None  # an ltv_spark.tracking.EpochLog: rank 0 logs each epoch to the MLflow run
 
 
 @dataclass
@@ -98,6 +99,8 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
             if backend.rank == 0:
                 _save_epoch(job, model, optimizer, history)
                 LOG.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in record.items()})
+                if job.epoch_log is not None:
+                    job.epoch_log.log(epoch, record)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, record)
     if backend.rank == 0:

@@ -2,7 +2,11 @@
 # MAGIC %md
 # MAGIC # ltv_spark 03: train the Transformer and score every user
 # MAGIC Training runs with the launcher chosen in the widget (Horovod and TorchDistributor use the
-# MAGIC cluster's task slots); scoring MERGEs into `gold.predictions`. Each cell is a call into the package.
+# MAGIC cluster's task slots), as an MLflow run in the experiment of `tracking.experiment`, and registers
+# MAGIC the model as a new version of `tracking.registered_model` (Unity Catalog: `main.ltv.ltv_transformer`)
+# MAGIC with the alias `challenger` (`champion` too for the first one). Scoring loads that version from the
+# MAGIC registry (`models:/<name>/<version>`) and MERGEs into `gold.predictions`. Each cell is a call into
+# MAGIC the package.
 
 # COMMAND ----------
 
@@ -19,6 +23,7 @@ import datetime as dt
 from ltv_spark.config import load_config
 from ltv_spark.pipeline.scoring import PREDICTIONS, day_after_data, score_as_of
 from ltv_spark.pipeline.training import train_model
+from ltv_spark.registry import version_uri
 from ltv_spark.session import build_spark
 from ltv_spark.tables import open_store
 
@@ -35,6 +40,7 @@ print("\n".join(trained.lines()))
 # COMMAND ----------
 
 as_of = dt.date.fromisoformat(get("as_of")) if get("as_of") else day_after_data(store)
-scored = score_as_of(spark, store, config, as_of, trained.artifact_dir)
+model = version_uri(config.tracking.registered_model, trained.version)  # or "champion"
+scored = score_as_of(spark, store, config, as_of, model)
 print("\n".join(scored.lines()))
 display(store.read(PREDICTIONS).orderBy("expected_ltv", ascending=False).limit(100))  # noqa: F821

@@ -1,8 +1,10 @@
 # Databricks notebook source
 # MAGIC %md
 # MAGIC # ltv_spark 05: the daily refresh, end to end
-# MAGIC New drops -> `bronze.events` -> `silver.sessions` -> (on the retrain weekday) a new model,
-# MAGIC promoted only if not worse on validation -> every user scored and MERGEd into `gold.predictions`.
+# MAGIC New drops -> `bronze.events` -> `silver.sessions` -> (on the retrain weekday) a new registered
+# MAGIC version, alias `challenger`, moved to `champion` only if not worse on validation -> every user
+# MAGIC scored by the `champion` and MERGEd into `gold.predictions` (`model_version` names it). Roll back
+# MAGIC with `ltv promote --version N` (or `ltv_spark.registry.promote`).
 # MAGIC The same call as `jobs/refresh.py` and the bundle's daily job; each run is a row of `ops.refresh_runs`.
 
 # COMMAND ----------

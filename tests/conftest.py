@@ -18,6 +18,7 @@ from ltv_spark.config import Config, TablesConfig, load_config
 from ltv_spark.jvm_jars import cached_jars, jars_dir
 from ltv_spark.session import build_spark, delta_connector_loaded
 from ltv_spark.tables import TableStore, open_store
+from tests.helpers import tracking_overrides
 from tests.s3_server import LocalS3
 
 TEST_OVERRIDES = [
@@ -64,7 +65,8 @@ def config(s3: LocalS3, metastore: Path) -> Config:
         f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true",
         f"spark.conf.spark.driver.extraJavaOptions=-Dderby.system.home={metastore}",
     ]
-    return load_config("local", [*TEST_OVERRIDES, *s3.spark_overrides(), *catalog])
+    tracking = tracking_overrides(metastore.parent / "mlflow")  # the run's MLflow store, outside the checkout
+    return load_config("local", [*TEST_OVERRIDES, *s3.spark_overrides(), *catalog, *tracking])
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,15 @@ def tiny_overrides(base: Path) -> list[str]:
         *TINY_TRAINING,
         f"train.models_root={base / 'models'}",
         f"train.cache_dir={base / 'cache'}",
+        *tracking_overrides(base),
+    ]
+
+
+def tracking_overrides(base: Path) -> list[str]:
+    """An MLflow tracking store, artifacts and registry of its own under ``base``."""
+    return [
+        f"tracking.tracking_uri=sqlite:///{base / 'mlflow.db'}",
+        f"tracking.artifact_root={base / 'mlflow'}",
     ]
 
 

@@ -44,6 +44,8 @@ def _overrides(setup: str, base: Path, s3) -> list[str]:
         f"ingest.raw_dir={s3.uri(prefix + '/raw')}",
         f"train.models_root={s3.uri(prefix + '/models')}",  # the model and the Petastorm cache too
         f"train.cache_dir={s3.uri(prefix + '/petastorm')}",
+        # the registered model's artifacts too: MLflow's s3:// store (boto3) follows AWS_ENDPOINT_URL
+        f"tracking.artifact_root={s3.uri(prefix + '/mlflow').replace('s3a://', 's3://')}",
     ]
 
 
@@ -132,9 +134,10 @@ def it_keeps_catalog_tables_in_the_metastore_and_s3a_tables_in_the_bucket(spark,
     key = location.removeprefix("s3a://").split("/", 1)[1]
     assert any(k.startswith(f"{key}/_delta_log/") for k in s3.keys(key))
     prefix = key.split("/", 1)[0]  # the models folder and the Petastorm cache are in the bucket too
-    models = s3.keys(f"{prefix}/models/")
-    assert f"{prefix}/models/PROMOTED" in models and f"{prefix}/models/v0001/model.pt" in models
-    assert {r["model_version"] for r in s3a_store.read("gold.predictions").collect()} == {"v0001"}
+    assert f"{prefix}/models/v0001/model.pt" in s3.keys(f"{prefix}/models/")
+    logged = s3.keys(f"{prefix}/mlflow/")  # and the registered MLflow model the workers scored with
+    assert any(k.endswith("/MLmodel") for k in logged) and any(k.endswith("/model.pt") for k in logged)
+    assert {r["model_version"] for r in s3a_store.read("gold.predictions").collect()} == {"ltv_transformer/1"}
     assert not [k for k in s3.keys(f"{prefix}/petastorm/") if k.endswith(".parquet")]  # deleted after
 
 

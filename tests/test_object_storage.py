@@ -18,8 +18,6 @@ from ltv_spark.artifacts import (
     load_torch,
     mark_complete,
     next_version_dir,
-    promote,
-    promoted_version_dir,
     read_json,
     save_torch,
     write_json,
@@ -74,9 +72,7 @@ def it_keeps_model_versions_the_same_way_in_a_folder_and_on_s3a(models_root):
     with pytest.raises(FileNotFoundError, match="scaling.json"):
         read_json(second, "scaling.json")
     mark_complete(second)
-    assert promoted_version_dir(models_root) == second  # before any promotion: the latest
-    promote(models_root, first)
-    assert promoted_version_dir(models_root) == first
+    assert latest_version_dir(models_root) == second
     (first / "cache").mkdir()
     Location.of(models_root).delete()
     assert not Location.of(models_root).exists()

@@ -14,15 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 
-from ltv_spark.artifacts import promoted_version_dir
 from ltv_spark.config import load_config
 from ltv_spark.lease import Lease, Locked
 from ltv_spark.pipeline import generate_world
 from ltv_spark.pipeline.refresh import REFRESH_RUNS, TRACKED_TABLES, refresh, retrain
 from ltv_spark.pipeline.scoring import PREDICTIONS
 from ltv_spark.pipeline.streaming import STREAM_EVENTS, start_stream
+from ltv_spark.registry import CHALLENGER, CHAMPION, alias_version, promote
 from ltv_spark.tables import DeltaRsStore
 from tests.helpers import tiny_overrides, users_in_drops
 
@@ -32,7 +33,8 @@ MONDAY = dt.date(2025, 8, 25)  # the tiny world runs 2025-06-01 .. 2025-08-29
 
 @pytest.fixture(scope="module")
 def world(spark, tmp_path_factory):
-    """A generated world, refreshed once on a Monday (the first refresh trains and promotes)."""
+    """A generated world, refreshed once on a Monday (the first refresh trains and registers the
+    first champion)."""
     base = tmp_path_factory.mktemp("refresh")
     config = load_config("local", tiny_overrides(base))
     store = DeltaRsStore(spark, str(base / "warehouse"))
@@ -45,7 +47,8 @@ def it_runs_every_stage_of_a_day_and_logs_the_run(world):
     _, _, store, first = world
     assert first.status == "succeeded"
     assert [s.name for s in first.stages] == ["ingest", "sessions", "retrain", "score"]
-    assert "promoted" in first.stages[2].detail
+    assert first.stages[2].detail == "ltv_transformer/1 promoted to champion (no champion before)"
+    assert first.model == "ltv_transformer/1"
     assert {"bronze.events", "silver.sessions", PREDICTIONS} <= set(first.versions_written)
     ingested = store.read("bronze.events").agg(F.max("event_date")).first()[0]
     assert ingested == MONDAY - dt.timedelta(days=1)  # only the drops of the days before the date
@@ -54,6 +57,9 @@ def it_runs_every_stage_of_a_day_and_logs_the_run(world):
         predictions.count()
         == store.read("gold.user_features").filter(F.col("cutoff") == F.lit(MONDAY)).count()
     )
+    assert {r["model_version"] for r in predictions.select("model_version").distinct().collect()} == {
+        "ltv_transformer/1"  # the registry version that scored
+    }
 
 
 def it_changes_nothing_when_the_same_day_runs_again(spark, world):
@@ -160,15 +166,24 @@ def it_rescores_exactly_the_users_with_new_events_as_files_land(spark, world, tm
     assert store.read(STREAM_EVENTS).count() == sum(b.events for b in batches)
 
 
-def it_promotes_a_retrained_model_only_if_it_is_not_worse_on_the_same_validation_users(spark, world):
-    base, _, store, _ = world
+def it_registers_a_retrain_as_challenger_and_promotes_it_only_if_not_worse_then_rolls_back(spark, world):
+    base, config, store, _ = world
     other_seed = load_config("local", [*tiny_overrides(base), "train.seed=11"])
-    current = promoted_version_dir(other_seed.train.models_root)
+    before = alias_version(config.tracking, CHAMPION)
     verdict = retrain(spark, store, other_seed, MONDAY)
-    pattern = r"validation Gini (v\d+) (-?[\d.]+) vs (v\d+) (-?[\d.]+): (v\d+) (promoted|kept)"
+    name = r"ltv_transformer/(\d+)"
+    pattern = rf"validation Gini {name} (-?[\d.]+) vs {name} (-?[\d.]+): {name} (promoted|kept)"
     found = re.fullmatch(pattern, verdict)
     assert found, verdict
-    candidate, candidate_gini, compared, current_gini, chosen, _ = found.groups()
-    assert compared == current.name and candidate != current.name
-    expected = candidate if float(candidate_gini) >= float(current_gini) else current.name
-    assert chosen == expected == promoted_version_dir(other_seed.train.models_root).name
+    candidate, candidate_gini, compared, champion_gini, chosen, _ = found.groups()
+    assert compared == before and candidate == alias_version(config.tracking, CHALLENGER) != before
+    expected = candidate if float(candidate_gini) >= float(champion_gini) else before
+    assert chosen == expected == alias_version(config.tracking, CHAMPION)
+    tags = MlflowClient().get_model_version("ltv_transformer", candidate).tags
+    assert f"{float(tags['validation_gini']):.4f}" == candidate_gini
+    assert f"{float(tags['champion_validation_gini']):.4f}" == champion_gini
+    assert tags["compared_with"] == before
+
+    promote(config.tracking, before)  # the rollback: champion back to the version before the retrain
+    assert alias_version(config.tracking, CHAMPION) == before
+    assert alias_version(config.tracking, CHALLENGER) == candidate

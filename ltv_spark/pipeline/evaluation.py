@@ -26,6 +26,7 @@ import json
 import textwrap
 from dataclasses import dataclass, field
 
+import mlflow
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -74,9 +75,11 @@ from ltv_spark.progress import LOG, stage
 from ltv_spark.report import write_report
 from ltv_spark.score import model_predictions
 from ltv_spark.sequences import user_sequences
+from ltv_spark.spark_metrics import METRIC_COLUMNS
 from ltv_spark.stacking import WEIGHTS, CalibratedBaseline, Stack
 from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
+from ltv_spark.tracking import as_tag, log_metrics, tracked_run
 from ltv_spark.world.observable import ROUNDS
 
 STACKED, STACKED_ARCHITECTURE = "transformer_gb_stack", "transformer"  # stacked with boosted trees
@@ -125,8 +128,15 @@ class Holdout:
 def evaluate(
     spark: SparkSession, store: TableStore, config: Config, data: str, seeds: list[int] | None = None
 ) -> EvaluationSummary:
-    """Compare every model on ``data`` (one of DATA); save the metrics and the report."""
-    seeds = list(seeds or config.evaluate.seeds)
+    """Compare every model on ``data`` (one of DATA); save the metrics and the report. One MLflow
+    run, with a nested run per neural model trained and per model compared (``_track``)."""
+    with tracked_run(config.tracking, f"evaluate {data}", config, {"data": data}):
+        return _evaluate(spark, store, config, data, list(seeds or config.evaluate.seeds))
+
+
+def _evaluate(
+    spark: SparkSession, store: TableStore, config: Config, data: str, seeds: list[int]
+) -> EvaluationSummary:
     if data in ("generated", "warehouse"):
         holdout = _warehouse_holdout(spark, store, config, seeds, data)
         if data == "generated":
@@ -150,6 +160,7 @@ def evaluate(
         tables,
         learning_curve=saved_points(store, holdout.run),  # ltv learning-curve, where it has run
     )
+    _track(config, holdout, tables, report)
     return EvaluationSummary(holdout.run, report, tables, holdout.notes)
 
 
@@ -304,9 +315,11 @@ def _neural_runs(
             scores = []
             for index, (train, validation, scored) in enumerate(splits):
                 data = {**holdout.data_versions, "split": index}  # the same data: the same model
-                trained = fit_examples(
-                    spark, train, validation, settings, config.features.sequence_length, data
-                )
+                name = f"{architecture} seed {seed} split {index}"
+                with tracked_run(config.tracking, name, settings, {"data_versions": data}):
+                    trained = fit_examples(
+                        spark, train, validation, settings, config.features.sequence_length, data
+                    )
                 folders.setdefault((architecture, seed), []).append(trained.artifact_dir)
                 scores.append(_neural_scores(scored, trained.artifact_dir, config))
             holdout.add(union_all(scores), model, seed, "probability")
@@ -421,6 +434,29 @@ def _naive_run(holdout: Holdout, events: DataFrame, users: DataFrame, cutoff: dt
 def _from_truth(truth: DataFrame, value: str, p_buy: str) -> DataFrame:
     """A reference run from world.truth: its expected value, and churn as 1 - P(buy)."""
     return truth.select("user_id", F.col(value).alias("predicted"), (1 - F.col(p_buy)).alias("churn_score"))
+
+
+def _track(config: Config, holdout: Holdout, tables: MetricTables, report: Location) -> None:
+    """On the evaluation's MLflow run: what it evaluated as tags, a nested run per model with its
+    metrics (mean and spread over seeds; each seed's at step = seed), the report as artifacts."""
+    mlflow.set_tags(
+        {
+            "run": holdout.run,
+            "data_versions": as_tag(holdout.data_versions),
+            "cutoff": str(holdout.cutoff),
+            "horizon_days": str(holdout.horizon_days),
+        }
+    )
+    metrics = [c for c in METRIC_COLUMNS if c != "users"]
+    for row in tables.summary().to_dict("records"):
+        model = row["model"]
+        with tracked_run(config.tracking, model, tags={"model": model}):
+            log_metrics({k: v for k, v in row.items() if k not in ("model", "runs")})
+            for seeded in tables.runs[tables.runs["model"] == model].to_dict("records"):
+                log_metrics({k: seeded[k] for k in metrics}, step=int(seeded["seed"]))
+    if not report.remote:  # an object store's report stays where it is, named by the tag
+        mlflow.log_artifacts(report.parent.uri, artifact_path="report")
+    mlflow.set_tag("report", report.uri)
 
 
 def _save_metrics(spark: SparkSession, store: TableStore, holdout: Holdout, tables: MetricTables) -> None:

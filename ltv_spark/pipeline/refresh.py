@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ltv_spark.artifacts import promote, promoted_version_dir
 from ltv_spark.config import Config
 from ltv_spark.dataset import plan_cutoffs
 from ltv_spark.evaluation import actuals
@@ -34,9 +33,17 @@ from ltv_spark.pipeline.scoring import PREDICTIONS, resolve_model, score_as_of
 from ltv_spark.pipeline.silver import SESSIONS, build_sessions
 from ltv_spark.pipeline.training import train_model
 from ltv_spark.progress import stage
+from ltv_spark.registry import (
+    CHAMPION,
+    ModelNotFound,
+    ModelRef,
+    alias_version,
+    promote,
+    tag_version,
+    version_uri,
+)
 from ltv_spark.score import score_users
 from ltv_spark.spark_metrics import model_metrics, ranked
-from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
 
 REFRESH_RUNS = "ops.refresh_runs"
@@ -97,8 +104,9 @@ def refresh(spark: SparkSession, store: TableStore, config: Config, day: dt.date
 
 
 def retrain(spark: SparkSession, store: TableStore, config: Config, day: dt.date) -> str:
-    """The weekly job: retrain on the cutoffs before ``day`` and promote if not worse (under the
-    refresh lease: it writes gold tables and the promoted model a refresh reads)."""
+    """The weekly job: retrain on the cutoffs before ``day``, register the model as the challenger
+    and promote it to champion if not worse (under the refresh lease: it writes gold tables and
+    moves the alias a refresh reads)."""
     with _refresh_lease(spark, store, config, f"ltv retrain --date {day}"), stage(f"retrain {day}"):
         return _retrain_and_promote(spark, store, config, day)
 
@@ -120,19 +128,19 @@ def _refresh_day(spark: SparkSession, store: TableStore, config: Config, day: dt
     bronze = store.version(EVENTS)
     model = _current_model(config)
     status = "unchanged"
-    if model is None or not _already_refreshed(store, day, bronze, model.name):
+    if model is None or not _already_refreshed(store, day, bronze, model.label):
         if model is None or _retrain_due(config, day):
             with _stage(stages, day, "retrain") as record:
                 record.detail = _retrain_and_promote(spark, store, config, day)
-            model = resolve_model(config.refresh.model, config.train.models_root)
+            model = resolve_model(config, config.refresh.model)
         with _stage(stages, day, "score") as record:
-            record.rows = score_as_of(spark, store, config, day, str(model)).users
+            record.rows = score_as_of(spark, store, config, day, model.uri).users
         status = "succeeded"
     after = _versions(store)
     summary = RefreshSummary(
         day,
         status,
-        model.name,
+        model.label,
         time.perf_counter() - started,
         stages,
         {name: version for name, version in after.items() if before.get(name) != version},
@@ -176,11 +184,11 @@ def _already_refreshed(store: TableStore, day: dt.date, bronze_version: int, mod
     return done.limit(1).count() > 0
 
 
-def _current_model(config: Config) -> Location | None:
-    """The model the refresh scores with; None before any model was trained."""
+def _current_model(config: Config) -> ModelRef | None:
+    """The model the refresh scores with (pinned); None before any model was registered."""
     try:
-        return resolve_model(config.refresh.model, config.train.models_root)
-    except FileNotFoundError:
+        return resolve_model(config, config.refresh.model)
+    except ModelNotFound:
         return None
 
 
@@ -190,36 +198,50 @@ def _retrain_due(config: Config, day: dt.date) -> bool:
 
 
 def _retrain_and_promote(spark: SparkSession, store: TableStore, config: Config, day: dt.date) -> str:
-    """Train on the cutoffs that end a horizon before ``day``; promote the model only if its
-    validation normalized Gini is not below the current model's on the same validation users."""
+    """Train on the cutoffs that end a horizon before ``day`` and register the model (challenger);
+    move champion to it only if its validation normalized Gini is not below the champion's on the
+    same validation users. Both Ginis are kept as tags of the new version."""
     moved = dataclasses.replace(config, features=dataclasses.replace(config.features, evaluation_cutoff=day))
-    candidate = Location.of(train_model(spark, store, moved).artifact_dir)
-    current = promoted_version_dir(config.train.models_root)
-    if current is None or current == candidate:
-        promote(config.train.models_root, candidate)
-        return f"{candidate.name} promoted"
+    tracking, name = config.tracking, config.tracking.registered_model
+    candidate = train_model(spark, store, moved).version
+    champion = alias_version(tracking, CHAMPION)
+    if champion == candidate:  # the first model is champion from its registration
+        return f"{name}/{candidate} promoted to {CHAMPION} (no {CHAMPION} before)"
     plan = plan_cutoffs(moved.features)
     validation = examples(store, (plan.validation,), plan.horizon_days)
-    gini = _validation_gini(validation, {"candidate": candidate, "current": current}, config.score.batch_size)
-    verdict = (
-        f"validation Gini {candidate.name} {gini['candidate']:.4f} vs {current.name} {gini['current']:.4f}"
+    models = {"candidate": candidate, CHAMPION: champion}
+    gini = _validation_gini(
+        validation, {role: version_uri(name, v) for role, v in models.items()}, config.score.batch_size
     )
-    if gini["candidate"] >= gini["current"]:
-        promote(config.train.models_root, candidate)
-        return f"{verdict}: {candidate.name} promoted"
-    return f"{verdict}: {current.name} kept"
+    tag_version(
+        tracking,
+        candidate,
+        {
+            "validation_gini": gini["candidate"],
+            "champion_validation_gini": gini[CHAMPION],
+            "compared_with": champion,
+        },
+    )
+    verdict = (
+        f"validation Gini {name}/{candidate} {gini['candidate']:.4f} "
+        f"vs {name}/{champion} {gini[CHAMPION]:.4f}"
+    )
+    if gini["candidate"] >= gini[CHAMPION]:
+        promote(tracking, candidate)
+        return f"{verdict}: {name}/{candidate} promoted"
+    return f"{verdict}: {name}/{champion} kept"
 
 
-def _validation_gini(validation: DataFrame, models: dict[str, Location], batch_size: int) -> dict[str, float]:
+def _validation_gini(validation: DataFrame, models: dict[str, str], batch_size: int) -> dict[str, float]:
     truth = actuals(validation)
     scored = [
-        score_users(validation, str(folder), batch_size).select(
+        score_users(validation, model, batch_size).select(
             F.lit(name).alias("model"),
             "user_id",
             F.col("expected_ltv").alias("predicted"),
             F.col("churn_probability").alias("churn_score"),
         )
-        for name, folder in models.items()
+        for name, model in models.items()
     ]
     frame = scored[0].unionByName(scored[1]).join(truth, "user_id").localCheckpoint()
     rows = model_metrics(ranked(frame, ["model"]), ["model"]).collect()

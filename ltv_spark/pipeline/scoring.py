@@ -1,4 +1,5 @@
-"""A saved model + the gold tables at an as-of date -> gold.predictions (MERGE on user_id, as_of)."""
+"""A model (registered, or a folder) + the gold tables at an as-of date -> gold.predictions (MERGE on
+user_id, as_of), each row naming the model version that scored it."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ltv_spark.artifacts import latest_version_dir, promoted_version_dir, read_json
 from ltv_spark.config import Config
 from ltv_spark.pipeline.bronze import EVENTS
 from ltv_spark.pipeline.gold import FEATURES, SEQUENCES, build_cutoff
 from ltv_spark.progress import stage
+from ltv_spark.registry import ModelRef, resolve
 from ltv_spark.score import add_deciles_and_segments, score_users, with_sequences
 from ltv_spark.sequences import SESSION_VECTOR
-from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
 
 PREDICTIONS = "gold.predictions"
@@ -55,15 +55,14 @@ class ScoreSummary:
 def score_as_of(
     spark: SparkSession, store: TableStore, config: Config, as_of: dt.date, model: str | None = None
 ) -> ScoreSummary:
-    """Build features and sequences at ``as_of``, score every user, MERGE into gold.predictions."""
-    artifact_dir = resolve_model(model or config.score.model, config.train.models_root)
+    """Build features and sequences at ``as_of``, score every user with ``model`` (default:
+    score.model; see ltv_spark.registry.resolve), MERGE into gold.predictions."""
+    ref = resolve_model(config, model or config.score.model)
     build_cutoff(spark, store, config.features, as_of)
     with stage(f"score as of {as_of}") as timer:
         rows = _rows_at(store, as_of, config.features.sequence_length)
-        scores = score_users(rows, str(artifact_dir), config.score.batch_size).persist(
-            StorageLevel.MEMORY_AND_DISK
-        )
-        predictions = prediction_rows(add_deciles_and_segments(scores), as_of, artifact_dir)
+        scores = score_users(rows, ref.uri, config.score.batch_size).persist(StorageLevel.MEMORY_AND_DISK)
+        predictions = prediction_rows(add_deciles_and_segments(scores), as_of, ref)
         store.merge(predictions, PREDICTIONS, keys=["user_id", "as_of"], partition_by=["as_of"])
         timer.rows = scores.count()
         scores.unpersist()
@@ -81,12 +80,12 @@ def score_as_of(
         .orderBy("value_decile")
         .collect()
     ]
-    return ScoreSummary(as_of, artifact_dir.name, timer.rows, written.count(), top, deciles)
+    return ScoreSummary(as_of, ref.label, timer.rows, written.count(), top, deciles)
 
 
-def prediction_rows(scored: DataFrame, as_of: dt.date | Column, artifact_dir: Location) -> DataFrame:
+def prediction_rows(scored: DataFrame, as_of: dt.date | Column, model: ModelRef) -> DataFrame:
     """Scores with deciles and segments -> gold.predictions rows (model and data lineage added)."""
-    lineage = json.dumps(read_json(artifact_dir, "data_versions.json"), sort_keys=True)
+    lineage = json.dumps(model.data_versions, sort_keys=True)
     return scored.select(
         "user_id",
         (as_of if isinstance(as_of, Column) else F.lit(as_of)).alias("as_of"),
@@ -95,7 +94,7 @@ def prediction_rows(scored: DataFrame, as_of: dt.date | Column, artifact_dir: Lo
         "churn_probability",
         "value_decile",
         "segment",
-        F.lit(artifact_dir.name).alias("model_version"),
+        F.lit(model.label).alias("model_version"),
         F.lit(lineage).alias("data_versions"),
         F.current_timestamp().alias("scored_at"),
     )
@@ -109,15 +108,9 @@ def day_after_data(store: TableStore) -> dt.date:
     return last + dt.timedelta(days=1)
 
 
-def resolve_model(model: str, models_root: str) -> Location:
-    """``latest`` -> the newest complete version; ``promoted`` -> the promoted one (the latest
-    before any promotion); otherwise the folder itself."""
-    if model in ("latest", "promoted"):
-        found = latest_version_dir(models_root) if model == "latest" else promoted_version_dir(models_root)
-        if found is None:
-            raise FileNotFoundError(f"no complete model under {models_root}: run `ltv train` first")
-        return found
-    return Location.of(model)
+def resolve_model(config: Config, model: str) -> ModelRef:
+    """``model`` as score.model names it (an alias, a registry URI, ``latest`` or a folder), pinned."""
+    return resolve(model, config.tracking, config.train.models_root)
 
 
 def _rows_at(store: TableStore, as_of: dt.date, sequence_length: int) -> DataFrame:

@@ -8,7 +8,7 @@ a malformed line kept in ``_corrupt_record``). Each micro-batch (``foreachBatch`
    id), so a micro-batch replayed after a crash appends nothing twice;
 2. takes the users with new events and the as-of date that sees them (the day after the batch's
    last event), rebuilds those users' features and sequences from bronze.events plus the stream's
-   events (deduplicated by event_id), scores them with the promoted model, places them among the
+   events (deduplicated by event_id), scores them with the champion model, places them among the
    population's last full scoring (deciles, segments), and MERGEs them into gold.predictions.
 
 ``bronze.events`` stays the daily batch's table (its batch ids drive silver's progress); the daily
@@ -123,8 +123,8 @@ def _rescore(store: TableStore, config: Config, users: DataFrame, as_of: dt.date
         features.sequence_length,
         len(SESSION_VECTOR),
     )
-    model = resolve_model(config.refresh.model, config.train.models_root)
-    scores = score_users(rows, str(model), config.score.batch_size).localCheckpoint()
+    model = resolve_model(config, config.refresh.model)
+    scores = score_users(rows, model.uri, config.score.batch_size).localCheckpoint()
     scored = add_deciles_and_segments(scores, _population(store))
     store.merge(prediction_rows(scored, as_of, model), PREDICTIONS, ["user_id", "as_of"], ["as_of"])
 

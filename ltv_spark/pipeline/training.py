@@ -1,4 +1,5 @@
-"""gold tables -> a trained, versioned model folder (ltv_spark.artifacts)."""
+"""gold tables -> a trained, versioned model folder (ltv_spark.artifacts), tracked as an MLflow run
+and registered as a new version of the registered model (ltv_spark.registry)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import latest_version_dir, next_version_dir, read_json, version_dirs
 from ltv_spark.calibration import DecileCalibration
-from ltv_spark.config import Config, TrainConfig, config_to_dict
+from ltv_spark.config import Config, TrackingConfig, TrainConfig, config_to_dict
 from ltv_spark.dataset import plan_cutoffs
 from ltv_spark.features import FEATURE_COLUMNS
 from ltv_spark.feed import petastorm_converter, to_model_rows
@@ -18,11 +19,22 @@ from ltv_spark.launchers import launch
 from ltv_spark.model import ModelConfig
 from ltv_spark.pipeline.gold import build_cutoff, examples, examples_identity
 from ltv_spark.progress import stage
+from ltv_spark.registry import (
+    ALIASES,
+    ModelNotFound,
+    alias_version,
+    blank_input,
+    register_folder,
+    registered_version,
+)
 from ltv_spark.scaling import FeatureScaling
 from ltv_spark.score import score_users
 from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
+from ltv_spark.tracking import EpochLog, tracked_run
 from ltv_spark.train import TrainJob, selection_score
+
+INPUT_EXAMPLE_ROWS = 5  # validation rows logged with the model as its input example
 
 
 @dataclass
@@ -34,6 +46,8 @@ class TrainSummary:
     reused: bool = False
     select_by: str = "validation_loss"
     calibration: str = "uncalibrated"
+    registered: str | None = None  # "<name> version N (aliases)" once registered
+    version: str | None = None  # the registered version
 
     def lines(self) -> list[str]:
         select_by = self.select_by
@@ -52,6 +66,8 @@ class TrainSummary:
                 f"{best['validation_loss']:.4f}, normalized Gini {best['validation_gini']:.4f}"
             )
         lines.append(f"expected LTV {self.calibration}")
+        if self.registered:
+            lines.append(f"registered   {self.registered}")
         return lines
 
 
@@ -62,7 +78,9 @@ def train_model(
     launcher: str | None = None,
     num_proc: int | None = None,
 ) -> TrainSummary:
-    """Build the plan's cutoffs, then train on the gold examples (see ``fit_examples``)."""
+    """Build the plan's cutoffs, train on the gold examples (see ``fit_examples``) and register the
+    model (ltv_spark.registry.register_folder), all in one MLflow run: the resolved config as
+    params, the data's Delta versions and the cutoffs as tags, the epochs as metrics."""
     plan = plan_cutoffs(config.features)
     for cutoff in (*plan.train, plan.validation):  # skipped when built from this bronze version
         build_cutoff(spark, store, config.features, cutoff)
@@ -71,17 +89,49 @@ def train_model(
         "validation": str(plan.validation),
         "horizon_days": plan.horizon_days,
     }
-    return fit_examples(
-        spark,
-        examples(store, plan.train, plan.horizon_days),
-        examples(store, (plan.validation,), plan.horizon_days),
-        config.train,
-        config.features.sequence_length,
-        data_versions=examples_identity(store, config.features, (*plan.train, plan.validation)),
-        metadata={"cutoffs": cutoffs},
-        launcher=launcher,
-        num_proc=num_proc,
-    )
+    data_versions = examples_identity(store, config.features, (*plan.train, plan.validation))
+    validation = examples(store, (plan.validation,), plan.horizon_days)
+    tags = {"data_versions": data_versions, "cutoffs": cutoffs, "architecture": config.train.architecture}
+    with tracked_run(config.tracking, f"train {config.train.architecture}", config, tags):
+        summary = fit_examples(
+            spark,
+            examples(store, plan.train, plan.horizon_days),
+            validation,
+            config.train,
+            config.features.sequence_length,
+            data_versions=data_versions,
+            metadata={"cutoffs": cutoffs},
+            launcher=launcher,
+            num_proc=num_proc,
+        )
+        with stage(f"register {summary.artifact_dir} as {config.tracking.registered_model}"):
+            summary.version = _register(summary, config.tracking, validation)
+        aliases = [alias for alias in ALIASES if alias_version(config.tracking, alias) == summary.version]
+        named = ", ".join(aliases) or "no alias"
+        summary.registered = f"{config.tracking.registered_model} version {summary.version} ({named})"
+    return summary
+
+
+def register_existing(folder: str, config: Config) -> str:
+    """Register a model folder trained before the registry existed (``ltv register``), in a run of
+    its own; its input example is one user without history (no Spark table is read)."""
+    if not (Location.of(folder) / "model.pt").exists():
+        raise ModelNotFound(f"{folder} holds no model.pt: name a folder that ltv train wrote")
+    with tracked_run(config.tracking, f"register {folder}", tags={"model_folder": folder}):
+        return registered_version(config.tracking, folder) or register_folder(
+            folder, config.tracking, blank_input(folder)
+        )
+
+
+def _register(summary: TrainSummary, tracking: TrackingConfig, validation: DataFrame) -> str:
+    """Register the summary's model (once per folder: a kept model keeps its version); its version."""
+    version = registered_version(tracking, summary.artifact_dir)
+    if version is None:
+        example = validation.select(*FEATURE_COLUMNS, "sequence", "mask").limit(INPUT_EXAMPLE_ROWS).toPandas()
+        best = max(summary.history, key=lambda h: selection_score(h, summary.select_by))
+        tags = {"validation_gini": best["validation_gini"], "validation_loss": best["validation_loss"]}
+        version = register_folder(summary.artifact_dir, tracking, example, tags)
+    return version
 
 
 def fit_examples(
@@ -104,8 +154,11 @@ def fit_examples(
     num_proc = 1 if launcher == "local" else (num_proc or settings.num_proc)
     train_config = {**config_to_dict(settings), "launcher": launcher, "num_proc": num_proc}
     done = _same_model(settings.models_root, data_versions, train_config)
+    epoch_log = EpochLog.of_active_run()
     if done is not None:
         history = read_json(done, "metrics.json")
+        for record in history if epoch_log else ():  # the run shows the kept model's epochs too
+            epoch_log.log(record["epoch"], record)
         calibration = calibrate(validation, str(done), settings.batch_size).describe()
         return TrainSummary(str(done), launcher, num_proc, history, True, settings.select_by, calibration)
     scaling = FeatureScaling.fit(train, FEATURE_COLUMNS)
@@ -138,6 +191,7 @@ def fit_examples(
         seed=t.seed,
         patience=t.patience,
         select_by=t.select_by,
+        epoch_log=epoch_log,
         metadata={
             "scaling": scaling.to_dict(),
             "features": list(FEATURE_COLUMNS),
