@@ -3,6 +3,9 @@
 Same users and same model in the same run. The bare model runs with one torch thread (one core);
 the UDF path runs on local[2] (Spark gives each Python worker one thread: OMP_NUM_THREADS =
 spark.task.cpus). Prints users/s per core for several batch sizes and the ratio (goal >= 0.8).
+Then the same model registered in MLflow (a SQLite store in a temporary folder): the project's UDF
+loading the pyfunc from ``models:/`` against ``mlflow.pyfunc.spark_udf`` over the same version, at
+the default batch size.
 
     .venv/bin/python -m benchmarks.bench_scoring --users 50000
 """
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pyspark.sql import functions as F
 
 from benchmarks.common import machine
 from ltv_spark.artifacts import save_torch, write_json
@@ -60,6 +64,49 @@ def main() -> None:
             model.score(frame.iloc[start : start + batch_size])
         bare = len(frame) / (time.perf_counter() - started)
         print(f"{batch_size:>6} {udf:>17,.0f} {bare:>18,.0f} {udf / bare:>6.2f}")
+    _compare_with_spark_udf(spark, rows, folder, frame, cores)
+
+
+def _compare_with_spark_udf(spark, rows, folder: str, frame, cores: int) -> None:
+    """The registered model: the project's mapInPandas UDF vs MLflow's spark_udf, users/s per core."""
+    import mlflow
+
+    from ltv_spark.config import TrackingConfig
+    from ltv_spark.registry import register_folder, version_uri
+    from ltv_spark.score import PREDICTION_COLUMNS
+    from ltv_spark.tracking import tracked_run
+
+    store = Path(tempfile.mkdtemp(prefix="ltv-bench-mlflow-"))
+    settings = TrackingConfig(f"sqlite:///{store / 'mlflow.db'}", artifact_root=str(store / "artifacts"))
+    with tracked_run(settings, "bench_scoring"):
+        version = register_folder(folder, settings, frame.drop(columns="user_id").head(5))
+    uri = version_uri(settings.registered_model, version)
+    batch_size = load_config("local").score.batch_size
+    model = mlflow.pyfunc.load_model(uri)
+    inputs = model.metadata.get_input_schema().input_names()
+    result_type = ", ".join(f"{c} double" for c in PREDICTION_COLUMNS)
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))  # spark_udf's batch
+    theirs = mlflow.pyfunc.spark_udf(spark, uri, result_type=result_type, env_manager="local")
+    paths = {
+        "project UDF (models:/)": lambda: score_users(rows, uri, batch_size).count(),
+        "mlflow spark_udf": lambda: _count_scored(rows.select(theirs(*inputs).alias("s")).select("s.*")),
+    }
+    speeds = {}
+    for name, run in paths.items():
+        run()  # warm-up: workers started, model loaded
+        started = time.perf_counter()
+        users = run()
+        speeds[name] = users / (time.perf_counter() - started) / cores
+    print(f"registered model {uri}, batch {batch_size}:")
+    for name, speed in speeds.items():
+        print(f"  {name:<24} {speed:>10,.0f} users/s/core")
+    ours, mlflows = speeds.values()
+    print(f"  ratio project / spark_udf {ours / mlflows:.2f}")
+
+
+def _count_scored(scored) -> int:
+    """Rows scored, summing a score so that the optimizer cannot prune the UDF away."""
+    return scored.agg(F.sum("expected_ltv"), F.count(F.lit(1))).first()[1]
 
 
 def _model_folder() -> str:

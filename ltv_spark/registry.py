@@ -31,7 +31,7 @@ from mlflow.tracking import MlflowClient
 from ltv_spark.artifacts import MODEL_ARTIFACT, SCORING_FILES, latest_version_dir, read_json
 from ltv_spark.calibration import DecileCalibration
 from ltv_spark.config import TrackingConfig
-from ltv_spark.score import REGISTERED_PREFIX, LoadedModel, is_registered
+from ltv_spark.score import REGISTERED_PREFIX, LoadedModel, Predict, is_registered
 from ltv_spark.storage import Location
 from ltv_spark.tracking import as_tag, use_tracking
 
@@ -186,12 +186,12 @@ def tag_version(settings: TrackingConfig, version: str, tags: dict) -> None:
         client.set_model_version_tag(settings.registered_model, version, key, as_tag(value))
 
 
-def worker_loader(uri: str) -> Callable[[], Callable[[pd.DataFrame], pd.DataFrame]]:
+def worker_loader(uri: str) -> Callable[[], Predict]:
     """For a scoring UDF: a function that, in a Python worker, loads the pyfunc at ``uri`` once
     (from the registry this driver uses) and returns its ``predict``."""
     tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
 
-    def load() -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def load() -> Predict:
         if uri not in _PYFUNCS:
             mlflow.set_tracking_uri(tracking)
             mlflow.set_registry_uri(registry)

@@ -28,6 +28,7 @@ PREDICTION_COLUMNS = ("expected_ltv", "p_buy", "churn_probability")  # what a mo
 REGISTERED_PREFIX = "models:/"
 LOAD_LOG_ENV = "LTV_MODEL_LOAD_LOG"  # when set, each model load appends "<pid>\n" to that file
 
+Predict = Callable[[pd.DataFrame], pd.DataFrame]  # model input rows -> PREDICTION_COLUMNS, same order
 _LOADED: dict[str, LoadedModel] = {}  # per Python worker process: artifact folder -> model
 
 
@@ -122,14 +123,12 @@ def is_registered(model: str) -> bool:
     return model.startswith(REGISTERED_PREFIX)
 
 
-def _folder_predictor(
-    artifact_dir: str, calibrated: bool
-) -> Callable[[], Callable[[pd.DataFrame], pd.DataFrame]]:
+def _folder_predictor(artifact_dir: str, calibrated: bool) -> Callable[[], Predict]:
     calibration = DecileCalibration.read(artifact_dir) if calibrated else DecileCalibration()
     return lambda: functools.partial(loaded_model(artifact_dir).predict, calibration=calibration)
 
 
-def _registered_predictor(uri: str, calibrated: bool) -> Callable[[], Callable[[pd.DataFrame], pd.DataFrame]]:
+def _registered_predictor(uri: str, calibrated: bool) -> Callable[[], Predict]:
     if not calibrated:
         raise ValueError(f"{uri}: a registered model scores as it was logged, calibration included")
     from ltv_spark.registry import worker_loader  # MLflow is imported where a registered model is used

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 
 from ltv_spark.baselines.naive import last_window_predictions
@@ -16,6 +17,7 @@ from ltv_spark.evaluation import MetricTables, format_summary
 from ltv_spark.pipeline import EVENTS, generate_world, ingest_raw
 from ltv_spark.pipeline.evaluation import EVALUATION_METRICS, evaluate
 from ltv_spark.report import LEARNING_CURVE_PLOT, PLOTS, write_report
+from ltv_spark.tracking import use_tracking
 from tests.conftest import open_engine
 from tests.helpers import tiny_overrides
 
@@ -78,6 +80,7 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     assert all(model in page for model in MODELS)
     assert all(len((result.report.parent / f"{plot}.png").read_bytes()) > 1000 for plot in PLOTS)
     assert page.count("data:image/png;base64,") == len(PLOTS)  # self-contained: plots inlined
+    assert_tracked(tiny, result)
 
     models_before = sorted(p.name for p in (tmp_path / "models").iterdir())
     again = evaluate(spark, store, tiny, "generated")
@@ -94,6 +97,30 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     references = first.drop(["oracle", "ceiling"], level="model")
     pd.testing.assert_series_equal(warehouse.sort_index(), references.sort_index())
     assert store.read(EVALUATION_METRICS).filter(F.col("run") == shop.run).count() == 10
+
+
+def assert_tracked(config, result) -> None:
+    """One MLflow run for the evaluation: a nested run per neural training (its epochs) and per model
+    compared (its metrics; each seed's at step = seed), the report as artifacts."""
+    client = MlflowClient()
+    experiment = use_tracking(config.tracking)
+    (parent,) = client.search_runs([experiment], "tags.mlflow.runName = 'evaluate generated'")
+    assert parent.data.tags["run"] == result.run and parent.data.params["evaluate.seeds"] == "[1, 2]"
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    by_name = {child.info.run_name: child for child in children}
+    fits = {f"{a} seed {s} split 0" for a in ("transformer", "mlp") for s in (1, 2)}
+    assert set(by_name) == MODELS | {"ceiling"} | fits
+    epochs = client.get_metric_history(by_name["transformer seed 2 split 0"].info.run_id, "train_loss")
+    assert [m.step for m in epochs] == [0]  # train.epochs=1
+    transformer = by_name["transformer"]
+    summary = result.tables.summary().set_index("model").loc["transformer"]
+    assert transformer.data.metrics["normalized_gini"] == pytest.approx(summary["normalized_gini"])
+    per_seed = client.get_metric_history(transformer.info.run_id, "per_seed/normalized_gini")
+    seeds = result.tables.runs.query("model == 'transformer'")
+    assert {m.step: m.value for m in per_seed} == pytest.approx(
+        dict(zip(seeds["seed"], seeds["normalized_gini"], strict=True))
+    )
+    assert "report/index.html" in {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
 
 
 def two_model_tables() -> MetricTables:

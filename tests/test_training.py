@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 
 import numpy as np
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
 from ltv_spark.artifacts import COMPLETE, load_torch, read_json
 from ltv_spark.calibration import DecileCalibration
-from ltv_spark.config import load_config
+from ltv_spark.config import TrackingConfig, load_config
 from ltv_spark.distributed import SingleProcess
 from ltv_spark.feed import MODEL_COLUMNS, petastorm_converter, shard_batches
 from ltv_spark.launchers import NotEnoughTaskSlots, launch
@@ -19,8 +21,9 @@ from ltv_spark.model import ModelConfig
 from ltv_spark.pipeline import EVENTS
 from ltv_spark.pipeline.gold import examples
 from ltv_spark.pipeline.training import train_model
+from ltv_spark.tracking import EpochLog, tracked_run, use_tracking
 from ltv_spark.train import FINAL_LR_SHARE, TrainJob, fit, learning_rate_factor
-from tests.helpers import TINY_TRAINING
+from tests.helpers import TINY_TRAINING, tracking_overrides
 
 MODEL = ModelConfig(
     sequence_length=4, static_features=3, d_model=8, n_heads=2, n_layers=1, d_ff=16, dropout=0.0
@@ -138,10 +141,16 @@ def it_trains_on_the_cosine_schedule_and_logs_each_epochs_rate(converters, tmp_p
 
 
 def it_trains_with_horovod_on_two_processes_to_identical_weights(spark, converters, tmp_path):
-    result = launch(spark, "horovod", job(converters, tmp_path, epochs=3), num_proc=2)  # checks the digests
+    with tracked_run(TrackingConfig(f"sqlite:///{tmp_path / 'mlflow.db'}"), "horovod") as run:
+        epoch_log = EpochLog.of_active_run()
+    trained = job(converters, tmp_path / "model", epochs=3, epoch_log=epoch_log)
+    result = launch(spark, "horovod", trained, num_proc=2)  # checks the digests
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.history[0]["samples"] == 2 * 16 * 3  # fixed steps: ceil(96 / (16 * 2)) per rank
-    assert (tmp_path / COMPLETE).exists()
+    assert (tmp_path / "model" / COMPLETE).exists()
+    logged = MlflowClient(epoch_log.tracking_uri).get_metric_history(run.info.run_id, "train_loss")
+    assert [m.step for m in logged] == [0, 1, 2]  # rank 0 alone logged each epoch, once
+    assert [m.value for m in logged] == pytest.approx([h["train_loss"] for h in result.history])
 
 
 def it_trains_with_torch_distributor_on_two_processes_and_exits_cleanly(spark, converters, tmp_path):
@@ -166,6 +175,7 @@ def it_trains_from_the_gold_tables_and_reuses_the_model_for_unchanged_inputs(spa
             "features.evaluation_cutoff=2025-08-15",
             f"train.models_root={tmp_path / 'models'}",
             f"train.cache_dir={tmp_path / 'cache'}",
+            *tracking_overrides(tmp_path),
         ],
     )
     first = train_model(spark, store, small, "local")
@@ -181,7 +191,17 @@ def it_trains_from_the_gold_tables_and_reuses_the_model_for_unchanged_inputs(spa
     assert read_json(folder, "cutoffs.json")["train"] == ["2025-07-11", "2025-07-18"]
     calibration = DecileCalibration.read(folder)  # fitted on every validation user, saved with the model
     assert calibration.users == examples(store, (dt.date(2025, 8, 1),), 14).count() > 0
-    assert first.lines()[-1] == f"expected LTV {calibration.describe()}"
+    assert first.lines()[-2] == f"expected LTV {calibration.describe()}"
     assert not any((tmp_path / "cache").rglob("*.parquet"))  # Petastorm's cache is deleted after training
+    assert first.registered == "ltv_transformer version 1 (champion, challenger)"
+    (run,) = MlflowClient().search_runs([use_tracking(small.tracking)])  # one MLflow run: the training's
+    assert run.info.run_name == "train transformer" and run.info.status == "FINISHED"
+    assert run.data.params["train.epochs"] == "1" and run.data.params["features.horizon_days"] == "14"
+    assert json.loads(run.data.tags["data_versions"]) == read_json(folder, "data_versions.json")
+    assert json.loads(run.data.tags["cutoffs"])["validation"] == "2025-08-01"
+    assert run.data.metrics["validation_gini"] == pytest.approx(first.history[-1]["validation_gini"])
+    assert MlflowClient().get_model_version("ltv_transformer", "1").run_id == run.info.run_id
     again = train_model(spark, store, small, "local")
     assert again.reused and again.artifact_dir == str(folder)
+    assert again.version == "1"  # the kept model keeps its version: nothing registered twice
+    assert len(MlflowClient().search_model_versions("name = 'ltv_transformer'")) == 1

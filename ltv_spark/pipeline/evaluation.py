@@ -438,7 +438,8 @@ def _from_truth(truth: DataFrame, value: str, p_buy: str) -> DataFrame:
 
 def _track(config: Config, holdout: Holdout, tables: MetricTables, report: Location) -> None:
     """On the evaluation's MLflow run: what it evaluated as tags, a nested run per model with its
-    metrics (mean and spread over seeds; each seed's at step = seed), the report as artifacts."""
+    metrics (mean and spread over seeds; each seed's as per_seed/<metric> at step = seed), the report
+    as artifacts."""
     mlflow.set_tags(
         {
             "run": holdout.run,
@@ -453,7 +454,7 @@ def _track(config: Config, holdout: Holdout, tables: MetricTables, report: Locat
         with tracked_run(config.tracking, model, tags={"model": model}):
             log_metrics({k: v for k, v in row.items() if k not in ("model", "runs")})
             for seeded in tables.runs[tables.runs["model"] == model].to_dict("records"):
-                log_metrics({k: seeded[k] for k in metrics}, step=int(seeded["seed"]))
+                log_metrics({f"per_seed/{k}": seeded[k] for k in metrics}, step=int(seeded["seed"]))
     if not report.remote:  # an object store's report stays where it is, named by the tag
         mlflow.log_artifacts(report.parent.uri, artifact_path="report")
     mlflow.set_tag("report", report.uri)
