@@ -142,7 +142,9 @@ class TrackingConfig:
     registry_uri: str | None = None  # None: the tracking store also holds the registry
     artifact_root: str | None = "data/mlflow/artifacts"  # of a new experiment; None: the server's
     experiment: str = "ltv_spark"  # Databricks: a workspace path such as /Shared/ltv_spark
-    registered_model: str = "ltv_transformer"  # Unity Catalog: <catalog>.<schema>.ltv_transformer
+    # one registered model per architecture: load_config fills {architecture} from train.architecture
+    # (ltv_transformer, ltv_mlp); Unity Catalog: <catalog>.<schema>.ltv_{architecture}
+    registered_model: str = "ltv_transformer"
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,19 @@ def load_config(
     merged["env"] = env
     for override in overrides or []:
         _apply_override(merged, override)
-    return _build(Config, merged, path="")
+    return _with_registered_model(_build(Config, merged, path=""))
+
+
+def _with_registered_model(config: Config) -> Config:
+    """tracking.registered_model with ``{architecture}`` filled from train.architecture."""
+    template = config.tracking.registered_model
+    try:
+        name = template.format(architecture=config.train.architecture)
+    except (KeyError, IndexError, ValueError) as error:
+        raise ConfigError(
+            f"tracking.registered_model: {template!r} may name only {{architecture}} ({error!r})"
+        ) from None
+    return dataclasses.replace(config, tracking=dataclasses.replace(config.tracking, registered_model=name))
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

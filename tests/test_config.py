@@ -69,3 +69,11 @@ def it_takes_a_dotted_spark_key_whole_under_spark_conf():
     config = load_config("local", ["spark.conf.spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:9000"])
     assert config.spark.conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
     assert config.spark.conf["spark.ui.enabled"] == "false"  # the overlay's keys stay
+
+
+def it_names_one_registered_model_per_architecture():
+    assert load_config("local").tracking.registered_model == "ltv_transformer"
+    assert load_config("local", ["train.architecture=mlp"]).tracking.registered_model == "ltv_mlp"
+    assert load_config("databricks").tracking.registered_model == "main.ltv.ltv_transformer"
+    with pytest.raises(ConfigError, match=r"tracking.registered_model: 'ltv_\{model\}' may name only"):
+        load_config("local", ["tracking.registered_model=ltv_{model}"])

@@ -3,6 +3,7 @@ scoring from models:/ URIs, and MLflow's own spark_udf scoring as the project's 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from ltv_spark.calibration import DecileCalibration
 from ltv_spark.cli import main
-from ltv_spark.config import TrackingConfig
+from ltv_spark.config import TrackingConfig, load_config
 from ltv_spark.registry import (
     CHALLENGER,
     CHAMPION,
@@ -27,7 +28,8 @@ from ltv_spark.registry import (
 )
 from ltv_spark.score import PREDICTION_COLUMNS, LoadedModel, score_users
 from ltv_spark.tracking import tracked_run
-from tests.test_scoring import user_rows, write_model
+from tests.helpers import tracking_overrides
+from tests.test_scoring import MODEL, user_rows, write_model
 
 FRESH_PROCESS = """
 import importlib.util, sys
@@ -43,9 +45,7 @@ print(ltv_spark.__file__)
 
 @pytest.fixture()
 def settings(tmp_path) -> TrackingConfig:
-    return TrackingConfig(
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "artifacts")
-    )
+    return load_config("local", tracking_overrides(tmp_path)).tracking  # ltv_{architecture} filled in
 
 
 @pytest.fixture()
@@ -163,6 +163,10 @@ def it_imports_an_old_folder_and_rolls_the_champion_back_from_the_command_line(
     assert alias_version(settings, CHAMPION) == first
     assert main(["promote", "--version", "7", *flags]) == 1  # no such version: a clear error, no change
     assert alias_version(settings, CHAMPION) == first
+    mlp = write_model(tmp_path / "models" / "v0003", dataclasses.replace(MODEL, architecture="mlp"))
+    assert main(["register", "--model", mlp, *flags]) == 1  # an MLP is not a version of ltv_transformer
+    assert main(["register", "--model", mlp, "--set", "train.architecture=mlp", *flags]) == 0
+    assert str(MlflowClient().get_model_version_by_alias("ltv_mlp", CHAMPION).version) == "1"
 
 
 def it_leaves_no_pickle_in_the_logged_model(registered):

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from ltv_spark.artifacts import save_torch, write_json
 from ltv_spark.calibration import DecileCalibration
 from ltv_spark.features import FEATURE_COLUMNS
-from ltv_spark.model import LTVTransformer, ModelConfig
+from ltv_spark.model import ModelConfig, build_model
 from ltv_spark.pipeline import EVENTS
 from ltv_spark.pipeline.scoring import PREDICTIONS, score_as_of
 from ltv_spark.scaling import FeatureScaling
@@ -44,7 +44,7 @@ def write_model(folder, config: ModelConfig = MODEL) -> str:
     save_torch(
         folder,
         "model.pt",
-        {"model": LTVTransformer(config).state_dict(), "config": dataclasses.asdict(config)},
+        {"model": build_model(config).state_dict(), "config": dataclasses.asdict(config)},
     )
     scaling = FeatureScaling(FEATURE_COLUMNS, (0.5,) * len(FEATURE_COLUMNS), (2.0,) * len(FEATURE_COLUMNS))
     write_json(folder, "scaling.json", scaling.to_dict())

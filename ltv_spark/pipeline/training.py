@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ltv_spark.artifacts import latest_version_dir, next_version_dir, read_json, version_dirs
+from ltv_spark.artifacts import latest_version_dir, load_torch, next_version_dir, read_json, version_dirs
 from ltv_spark.calibration import DecileCalibration
 from ltv_spark.config import Config, TrackingConfig, TrainConfig, config_to_dict
 from ltv_spark.dataset import plan_cutoffs
@@ -115,8 +115,15 @@ def train_model(
 def register_existing(folder: str, config: Config) -> str:
     """Register a model folder trained before the registry existed (``ltv register``), in a run of
     its own; its input example is one user without history (no Spark table is read)."""
-    if not (Location.of(folder) / "model.pt").exists():
+    weights = load_torch(folder, "model.pt")
+    if weights is None:
         raise ModelNotFound(f"{folder} holds no model.pt: name a folder that ltv train wrote")
+    architecture = weights["config"].get("architecture", "transformer")
+    if architecture != config.train.architecture:
+        raise ModelNotFound(
+            f"{folder} holds a {architecture}, not a {config.train.architecture}: register it under its "
+            f"own name with --set train.architecture={architecture}"
+        )
     with tracked_run(config.tracking, f"register {folder}", tags={"model_folder": folder}):
         return registered_version(config.tracking, folder) or register_folder(
             folder, config.tracking, blank_input(folder)
