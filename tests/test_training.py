@@ -141,7 +141,8 @@ def it_trains_on_the_cosine_schedule_and_logs_each_epochs_rate(converters, tmp_p
 
 
 def it_trains_with_horovod_on_two_processes_to_identical_weights(spark, converters, tmp_path):
-    with tracked_run(TrackingConfig(f"sqlite:///{tmp_path / 'mlflow.db'}"), "horovod") as run:
+    tracking = TrackingConfig(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "mlflow"))
+    with tracked_run(tracking, "horovod") as run:
         epoch_log = EpochLog.of_active_run()
     trained = job(converters, tmp_path / "model", epochs=3, epoch_log=epoch_log)
     result = launch(spark, "horovod", trained, num_proc=2)  # checks the digests
