@@ -117,6 +117,7 @@ def _model_folder() -> str:
     )
     scaling = FeatureScaling(FEATURE_COLUMNS, (0.0,) * len(FEATURE_COLUMNS), (1.0,) * len(FEATURE_COLUMNS))
     write_json(folder, "scaling.json", scaling.to_dict())
+    write_json(folder, "data_versions.json", {})  # no tables behind it: registered with empty lineage
     return str(folder)
 
 
