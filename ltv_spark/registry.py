@@ -1,10 +1,10 @@
 """Registered MLflow models: a trained model folder logged as a pyfunc, its versions and aliases.
 
-One registered model per architecture (``tracking.registered_model``: ltv_transformer; on Unity
-Catalog ``<catalog>.<schema>.ltv_transformer``). Every ``ltv train`` and retrain registers a version
-and points ``challenger`` at it; ``champion`` is what the refresh scores with. Promotion moves
-``champion`` under the not-worse rule (ltv_spark.pipeline.refresh); ``ltv promote --version N``
-moves it anywhere, back included (a rollback).
+One registered model per architecture (``tracking.registered_model``, ``ltv_{architecture}``:
+ltv_transformer, ltv_mlp; on Unity Catalog ``<catalog>.<schema>.ltv_transformer``). Every
+``ltv train`` and retrain registers a version and points ``challenger`` at it; ``champion`` is
+what the refresh scores with. Promotion moves ``champion`` under the not-worse rule
+(ltv_spark.pipeline.refresh); ``ltv promote --version N`` moves it anywhere, back included (a rollback).
 
 The pyfunc is logged as code (ltv_spark/pyfunc.py, "models from code"), with the model folder's
 files as its artifact and the ltv_spark package beside it (``code_paths``): nothing is pickled,
