@@ -130,15 +130,13 @@ def register_folder(
             input_example=example,
             pip_requirements=_requirements(),
         )
-    version = mlflow.register_model(info.model_uri, settings.registered_model).version
-    client = MlflowClient()
-    data_versions = read_json(folder, "data_versions.json")
-    for key, value in {
+    version = str(mlflow.register_model(info.model_uri, settings.registered_model).version)
+    lineage = {
         "model_folder": Location.of(folder).uri,
-        "data_versions": data_versions,
-        **(tags or {}),
-    }.items():
-        client.set_model_version_tag(settings.registered_model, version, key, as_tag(value))
+        "data_versions": read_json(folder, "data_versions.json"),
+    }
+    tag_version(settings, version, {**lineage, **(tags or {})})
+    client = MlflowClient()
     client.set_registered_model_alias(settings.registered_model, CHALLENGER, version)
     if alias_version(settings, CHAMPION) is None:
         client.set_registered_model_alias(settings.registered_model, CHAMPION, version)
@@ -181,6 +179,7 @@ def promote(settings: TrackingConfig, version: str) -> str | None:
 
 
 def tag_version(settings: TrackingConfig, version: str, tags: dict) -> None:
+    """Set ``tags`` on a version of the registered model (dicts and lists as JSON)."""
     client = MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(settings.registered_model, version, key, as_tag(value))
