@@ -1,8 +1,11 @@
 """Training throughput: the Petastorm feed vs the same tensors in memory; Horovod x2 vs one process.
 
 Synthetic rows with the demo's shapes (32 sessions x 11 numbers, 20 static features), in the same
-run: (1) reading batches only, Petastorm vs in-memory tensors; (2) training epochs with the local
-launcher vs Horovod with 2 processes over Spark tasks. Prints samples/s and ratios.
+run: (1) reading batches only, Petastorm vs in-memory tensors; (2) the training loop itself
+(ltv_spark.train.train_epoch) fed by Petastorm vs the same rows held in memory, for the default
+model and for the previous one (dropout 0.1, Petastorm's per-row loader), so that the
+speed-up is measured in the same run; (3) training epochs with the local launcher vs Horovod with
+2 processes over Spark tasks. Prints samples/s and ratios.
 
     .venv/bin/python -m benchmarks.bench_training --rows 20000
 """
@@ -10,6 +13,7 @@ launcher vs Horovod with 2 processes over Spark tasks. Prints samples/s and rati
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 
@@ -21,11 +25,12 @@ from ltv_spark.config import load_config
 from ltv_spark.distributed import SingleProcess
 from ltv_spark.feed import petastorm_converter, shard_batches
 from ltv_spark.launchers import launch
-from ltv_spark.model import ModelConfig
+from ltv_spark.model import ModelConfig, build_model
 from ltv_spark.session import build_spark
-from ltv_spark.train import TrainJob, fit
+from ltv_spark.train import EpochSchedule, TrainJob, fit, train_epoch
 
 MODEL = ModelConfig(sequence_length=32, static_features=20)
+PREVIOUS_MODEL = ModelConfig(sequence_length=32, static_features=20, dropout=0.1)
 BATCH = 256
 
 
@@ -50,6 +55,7 @@ def main() -> None:
         print(
             f"feed only  petastorm {feed:>9,.0f}/s   in memory {memory:>10,.0f}/s  ratio {feed / memory:.3f}"
         )
+        _compare_loops(train, args.rows)
         job = TrainJob(
             MODEL,
             tempfile.mkdtemp(),
@@ -108,6 +114,50 @@ def _memory_rate(rows: int) -> float:
         batch = {k: v[start : start + BATCH].clone() for k, v in tensors.items()}
         seen += len(batch["value"])
     return seen / (time.perf_counter() - started)
+
+
+def _compare_loops(converter, rows: int) -> None:
+    """The training loop fed by Petastorm vs the same rows in memory; today's model and the previous."""
+    with shard_batches(converter, BATCH, 0, 1, epochs=1) as batches:
+        in_memory = list(batches)  # the same rows, in the same batches, read once
+    steps = len(in_memory)
+    figures = {}
+    for label, config in (("previous", PREVIOUS_MODEL), ("default", MODEL)):
+        memory = _loop_rate(config, itertools.cycle(in_memory), steps)
+        with shard_batches(converter, BATCH, 0, 1) as batches:
+            fed = _loop_rate(config, batches, steps)
+        figures[label] = (fed, memory)
+        print(
+            f"loop ({label:>8} model) fed by petastorm {fed:>7,.0f}/s   in memory {memory:>7,.0f}/s"
+            f"  ratio {fed / memory:.3f}"
+        )
+    with _row_wise_batches(converter) as loader:
+        before = _loop_rate(PREVIOUS_MODEL, iter(loader), steps)
+    after = figures["default"][0]
+    print(
+        f"loop fed by petastorm: previous model + per-row loader {before:>7,.0f}/s   "
+        f"default model + batched loader {after:>7,.0f}/s  speed-up {after / before:.2f}x"
+    )
+
+
+def _loop_rate(config: ModelConfig, batches, steps: int) -> float:
+    """Samples/s of one epoch of ``train_epoch`` (after one warm-up step) over ``batches``."""
+    torch.manual_seed(0)
+    model = build_model(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    schedule = EpochSchedule("constant", 1e-3, 0, steps, 1)
+    device = torch.device("cpu")
+    train_epoch(model, optimizer, batches, 1, device, schedule)
+    started = time.perf_counter()
+    train_epoch(model, optimizer, batches, steps, device, schedule)
+    return steps * BATCH / (time.perf_counter() - started)
+
+
+def _row_wise_batches(converter):
+    """Petastorm's default torch loader (a dict per row, collated), which ltv_spark used before."""
+    return converter.make_torch_dataloader(
+        batch_size=BATCH, num_epochs=None, workers_count=1, shuffle_row_groups=False
+    )
 
 
 def _training_rate(history: list[dict]) -> float:

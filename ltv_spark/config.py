@@ -123,7 +123,7 @@ class TrainConfig:
     n_heads: int = 4
     n_layers: int = 2
     d_ff: int = 64
-    dropout: float = 0.1
+    dropout: float = 0.0  # 0.1 ranked no better on the demo world and halved training speed
     architecture: Literal["transformer", "mlp"] = "transformer"  # mlp: the static-feature baseline
     mixture_components: int = 1  # lognormals of a buyer's spend in the ZILN head (1: plain ZILN)
     models_root: str = "data/models"

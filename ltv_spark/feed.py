@@ -20,9 +20,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import fsspec
+import numpy as np
 import pyarrow.filesystem as legacy_pyarrow_fs
 import torch
 from fsspec.implementations.arrow import ArrowFSWrapper
+from petastorm.pytorch import BatchedDataLoader
 from petastorm.spark import SparkDatasetConverter, make_spark_converter
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -92,7 +94,13 @@ def steps_per_epoch(rows: int, batch_size: int, world_size: int) -> int:
 def shard_batches(
     converter: SparkDatasetConverter, batch_size: int, rank: int, world_size: int, epochs: int | None = None
 ) -> Iterator[Iterator[dict[str, torch.Tensor]]]:
-    """Batches of this rank's shard as tensors; ``epochs=None`` repeats forever (fixed steps per epoch)."""
+    """Batches of this rank's shard as tensors; ``epochs=None`` repeats forever (fixed steps per epoch).
+
+    Petastorm's BatchedDataLoader turns each Parquet row group into tensors at once and cuts them
+    into batches; its default loader makes a Python dict per row and collates them again, which
+    costs more than the model's step on 2 cores (benchmarks/bench_training.py). Rows come in the
+    same order either way.
+    """
     with converter.make_torch_dataloader(
         batch_size=batch_size,
         num_epochs=epochs,
@@ -100,5 +108,15 @@ def shard_batches(
         shard_count=world_size,
         workers_count=1,
         shuffle_row_groups=False,  # a fixed order: same seed and data give the same weights
+        data_loader_fn=_batched_loader,
     ) as loader:
         yield iter(loader)
+
+
+def _batched_loader(reader, batch_size: int, shuffling_queue_capacity: int = 0) -> BatchedDataLoader:
+    return BatchedDataLoader(reader, batch_size, _writable_tensor, shuffling_queue_capacity)
+
+
+def _writable_tensor(column: np.ndarray) -> torch.Tensor:
+    """A row group's column as a tensor; Arrow's buffers are read-only, so those are copied once."""
+    return torch.as_tensor(np.require(column, requirements="W"))

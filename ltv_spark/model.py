@@ -31,7 +31,7 @@ class ModelConfig:
     n_heads: int = 4
     n_layers: int = 2
     d_ff: int = 64
-    dropout: float = 0.1
+    dropout: float = 0.0
     time_feature: int = TIME_FEATURE
     time_frequencies: int = 8
     architecture: str = "transformer"  # or "mlp": static features only (see build_model)

@@ -82,9 +82,9 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
             if _stopped_early(history, job.patience, job.select_by):
                 break
             started = time.perf_counter()
-            schedule = _EpochSchedule(job.lr_schedule, base_lr, epoch, steps, job.epochs)
+            schedule = EpochSchedule(job.lr_schedule, base_lr, epoch, steps, job.epochs)
             train_loss = backend.average(
-                _train_epoch(model, optimizer, batches, steps, backend.device, schedule)
+                train_epoch(model, optimizer, batches, steps, backend.device, schedule)
             )
             validation = _validate(model, job, backend)
             record = {
@@ -138,7 +138,7 @@ def learning_rate_factor(schedule: str, step: int, total_steps: int) -> float:
 
 
 @dataclass(frozen=True)
-class _EpochSchedule:
+class EpochSchedule:
     """The learning rate of each step of one epoch."""
 
     name: str
@@ -152,9 +152,10 @@ class _EpochSchedule:
         return self.base_lr * learning_rate_factor(self.name, overall, self.epochs * self.steps)
 
 
-def _train_epoch(
-    model, optimizer, batches, steps: int, device: torch.device, schedule: _EpochSchedule
+def train_epoch(
+    model, optimizer, batches, steps: int, device: torch.device, schedule: EpochSchedule
 ) -> float:
+    """``steps`` optimizer steps over ``batches`` (an iterator of dicts of tensors); the mean loss."""
     model.train()
     total = 0.0
     for step in range(steps):

@@ -92,6 +92,19 @@ def it_feeds_every_row_of_a_delta_table_exactly_once_across_shards(spark, store,
                     assert set(batch) == set(MODEL_COLUMNS)
                     seen.extend(batch["value"].tolist())
         assert sorted(seen) == [float(i) for i in range(ROWS)]
+        with shard_batches(converter, 10, 0, 1, epochs=1) as batches:
+            batched = list(batches)
+        with converter.make_torch_dataloader(  # Petastorm's per-row loader, used before
+            batch_size=10, num_epochs=1, workers_count=1, shuffle_row_groups=False
+        ) as loader:
+            row_wise = list(loader)
+        assert [len(b["value"]) for b in batched[:-1]] == [10] * (len(batched) - 1)
+        assert (
+            torch.cat([b["value"] for b in batched]).tolist()
+            == torch.cat([b["value"] for b in row_wise]).tolist()
+        )  # the same rows in the same order
+        assert batched[0]["sequence"].dtype == torch.float32
+        assert batched[0]["sequence"].shape == row_wise[0]["sequence"].shape
     finally:
         converter.delete()
 
