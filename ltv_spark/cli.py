@@ -41,7 +41,7 @@ from ltv_spark.pipeline.refresh import REFRESH_RUNS, RefreshFailed, refresh, ref
 from ltv_spark.pipeline.scoring import PREDICTIONS, day_after_data, score_as_of
 from ltv_spark.pipeline.streaming import start_stream
 from ltv_spark.pipeline.training import register_existing, train_model
-from ltv_spark.progress import configure_logging, summary
+from ltv_spark.progress import StageClock, configure_logging, summary
 from ltv_spark.registry import CHALLENGER, CHAMPION, ModelNotFound, promote
 from ltv_spark.session import build_spark
 from ltv_spark.tables import TableStore, open_store
@@ -215,15 +215,24 @@ def run_stream(args: argparse.Namespace, config: Config, spark, store: TableStor
 
 def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
     """The whole pipeline on the embedded default world (what ``make demo`` runs)."""
-    world = generate_world(spark, store, config.world, overwrite=args.overwrite)
-    counts = ingest_raw(spark, store, config.ingest)
-    cdnow = ingest_cdnow(spark, store)
-    sessions = build_sessions(spark, store, config.features)
-    training = _training_set_lines(spark, store, config)
-    model = train_model(spark, store, config, "local")
+    clock = StageClock()
+    with clock.step("generate the world"):
+        world = generate_world(spark, store, config.world, overwrite=args.overwrite)
+    with clock.step("ingest raw drops"):
+        counts = ingest_raw(spark, store, config.ingest)
+    with clock.step("ingest CDNOW"):
+        cdnow = ingest_cdnow(spark, store)
+    with clock.step("sessions"):
+        sessions = build_sessions(spark, store, config.features)
+    with clock.step("training set"):
+        training = _training_set_lines(spark, store, config)
+    with clock.step("train"):
+        model = train_model(spark, store, config, "local")
     world_end = config.world.start_date + dt.timedelta(days=config.world.days)
-    scores = score_as_of(spark, store, config, world_end)
-    evaluation = evaluate(spark, store, config, "generated")
+    with clock.step("score"):
+        scores = score_as_of(spark, store, config, world_end)
+    with clock.step("evaluate"):
+        evaluation = evaluate(spark, store, config, "generated")
     lines = [
         *world.lines(),
         "",
@@ -256,6 +265,9 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
         *evaluation.lines(),
         "",
         *_tracking_lines(config),
+        "",
+        "seconds per stage:",
+        *clock.lines(),
     ]
     print(summary("ltv demo", lines))
     return 0 if counts.balanced and cdnow.balanced else 1

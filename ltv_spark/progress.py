@@ -75,6 +75,32 @@ def stage(name: str) -> Iterator[StageTimer]:
     LOG.info("[%s] done in %.1fs%s", name, timer.elapsed, rows, extra=done)
 
 
+class StageClock:
+    """Seconds per top-level step of one job, for the table it ends with (``ltv demo``).
+
+    ``with clock.step("train"): ...`` runs the step as a logged ``stage`` and keeps its seconds;
+    ``lines()`` is the table: each step in the order run, its share of the whole, and the total.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[StageTimer]:
+        with stage(name) as timer:
+            yield timer
+        self.seconds[name] = self.seconds.get(name, 0.0) + timer.elapsed
+
+    def lines(self) -> list[str]:
+        total = sum(self.seconds.values())
+        width = max(map(len, [*self.seconds, "total"]))
+        rows = [
+            f"  {name:<{width}} {seconds:>8.1f} s  {seconds / total if total else 0.0:>6.1%}"
+            for name, seconds in self.seconds.items()
+        ]
+        return [*rows, f"  {'total':<{width}} {total:>8.1f} s"]
+
+
 def summary(title: str, lines: list[str]) -> str:
     """A boxed, one-screen summary to print at the end of a job."""
     width = max([len(title), *map(len, lines)]) + 2
