@@ -38,12 +38,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Every benchmark in turn; their output is kept in benchmarks/results/<date>.md.
 bench: install
-	$(BIN)/python -m benchmarks.bench_ingest
-	$(BIN)/python -m benchmarks.bench_features
-	$(BIN)/python -m benchmarks.bench_training
-	$(BIN)/python -m benchmarks.bench_scoring
-	$(BIN)/python -m benchmarks.bench_engines
+	$(BIN)/python -m benchmarks.run_all
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

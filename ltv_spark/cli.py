@@ -231,8 +231,8 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
     world_end = config.world.start_date + dt.timedelta(days=config.world.days)
     with clock.step("score"):
         scores = score_as_of(spark, store, config, world_end)
-    with clock.step("evaluate"):
-        evaluation = evaluate(spark, store, config, "generated")
+    with clock.step("evaluate"):  # one seed, the trained model's: ltv evaluate runs evaluate.seeds
+        evaluation = evaluate(spark, store, config, "generated", [config.train.seed])
     lines = [
         *world.lines(),
         "",
@@ -261,7 +261,9 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
         "predictions:",
         *scores.lines(),
         "",
-        "evaluation on the generated world (every model, same users):",
+        f"evaluation on the generated world (every model, same users; neural models: seed "
+        f"{config.train.seed}, the trained model; `ltv evaluate` trains seeds "
+        f"{', '.join(map(str, config.evaluate.seeds))} for their spread):",
         *evaluation.lines(),
         "",
         *_tracking_lines(config),

@@ -11,8 +11,8 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ltv_spark.frames import days_between
-from ltv_spark.sessions import cap_user_days, sessionize
+from ltv_spark.frames import days_between, distinct_count
+from ltv_spark.sessions import SESSION_COLUMNS, cap_user_days, sessionize
 
 FEATURE_COLUMNS = (
     "days_since_last_purchase",
@@ -51,10 +51,44 @@ def sessions_before(
     return sessionize(capped, gap_minutes)
 
 
+def sessions_from_silver(
+    sessions: DataFrame,
+    events: DataFrame,
+    cutoff: dt.date,
+    gap_minutes: int,
+    max_events_per_user_day: int,
+) -> DataFrame:
+    """``sessions_before(events, cutoff, ...)``, read from ``silver.sessions`` instead of re-sessionized.
+
+    ``sessions`` are all of the events' sessions (silver.sessions, built with the same gap and cap).
+    A session that ended before T is the same as sessionizing only the events before T would make
+    it: a boundary depends only on the gap to the previous event, and the cap counts whole days,
+    which end at T (a cutoff is midnight). The one session per user that spans T is re-cut: its
+    events before T, capped over the whole days it covers, sessionized again. So only the few users
+    active across midnight of T are re-sessionized, not every event before T.
+    """
+    t = F.lit(dt.datetime.combine(cutoff, dt.time()))
+    started = sessions.filter((F.col("session_date") < F.lit(cutoff)) & (F.col("session_start") < t))
+    ended = started.filter(F.col("session_end") < t).select(*SESSION_COLUMNS)
+    spanning = started.filter(F.col("session_end") >= t).select(
+        "user_id", F.col("session_start").alias("_cut_from")
+    )
+    first_day = spanning.agg(F.min(F.to_date("_cut_from"))).first()[0]  # one value
+    if first_day is None:
+        return ended
+    days = events_before(events, cutoff).filter(F.col("event_date") >= F.lit(first_day))
+    covered = days.join(F.broadcast(spanning), "user_id").filter(
+        F.col("event_date") >= F.to_date("_cut_from")
+    )
+    capped = cap_user_days(covered, max_events_per_user_day)
+    recut = sessionize(capped.filter(F.col("event_time") >= F.col("_cut_from")), gap_minutes)
+    return ended.unionByName(recut.select(*SESSION_COLUMNS))
+
+
 def user_features(sessions: DataFrame, events: DataFrame, cutoff: dt.date) -> DataFrame:
     """One row per user active before ``cutoff``: the cutoff, then FEATURE_COLUMNS.
 
-    ``sessions`` must come from ``sessions_before(events, cutoff, ...)``.
+    ``sessions`` must come from ``sessions_before(events, cutoff, ...)`` or ``sessions_from_silver``.
     """
     t = F.lit(dt.datetime.combine(cutoff, dt.time()))
     past = events_before(events, cutoff)
@@ -74,16 +108,16 @@ def user_features(sessions: DataFrame, events: DataFrame, cutoff: dt.date) -> Da
     event_stats = past.groupBy("user_id").agg(
         days_between(t, F.min("event_time")).alias("tenure_days"),
         days_between(t, F.max(purchase_time)).alias("_since_purchase"),
-        F.countDistinct(order_id).alias("orders"),
+        distinct_count(order_id).alias("orders"),
         *[
-            F.countDistinct(F.when(_recent(t, days), order_id)).alias(f"orders_{days}d")
+            distinct_count(F.when(_recent(t, days), order_id)).alias(f"orders_{days}d")
             for days in (7, 30, 90)
         ],
         F.coalesce(F.sum(F.when(F.col("event_type") == "purchase", amount)), F.lit(0.0)).alias("_gross"),
         F.coalesce(F.sum(F.when(F.col("event_type") == "refund", amount)), F.lit(0.0)).alias("_refunded"),
         F.sum(F.when(F.col("event_type") == "view", 1).otherwise(0)).alias("_views"),
         F.sum(F.when(F.col("event_type") == "purchase", 1).otherwise(0)).alias("_purchase_events"),
-        F.countDistinct("category").alias("category_diversity"),
+        distinct_count("category").alias("category_diversity"),
     )
     joined = event_stats.join(session_stats, "user_id", "left")
     return joined.select(

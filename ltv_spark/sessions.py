@@ -9,6 +9,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from ltv_spark.frames import distinct_count
+
 SESSION_COLUMNS = (
     "session_id",
     "user_id",
@@ -70,11 +72,11 @@ def summarize_sessions(numbered: DataFrame) -> DataFrame:
         _count_type("cart").alias("n_carts"),
         _count_type("purchase").alias("n_purchases"),
         _count_type("refund").alias("n_refunds"),
-        F.countDistinct(F.when(F.col("event_type") == "purchase", F.col("order_id"))).alias("n_orders"),
+        distinct_count(F.when(F.col("event_type") == "purchase", F.col("order_id"))).alias("n_orders"),
         F.coalesce(F.sum(F.when(F.col("event_type") == "purchase", value)), F.lit(0.0)).alias("revenue"),
         F.coalesce(F.sum(F.when(F.col("event_type") == "refund", value)), F.lit(0.0)).alias("refunded"),
-        F.countDistinct("product_id").alias("n_products"),
-        F.countDistinct("category").alias("n_categories"),
+        distinct_count("product_id").alias("n_products"),
+        distinct_count("category").alias("n_categories"),
         # most events; ties go to the first category name
         F.min(F.struct(-F.col("_category_events"), F.col("category")))
         .getField("category")

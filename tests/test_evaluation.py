@@ -16,6 +16,7 @@ from ltv_spark.config import load_config
 from ltv_spark.evaluation import MetricTables, format_summary
 from ltv_spark.pipeline import EVENTS, generate_world, ingest_raw
 from ltv_spark.pipeline.evaluation import EVALUATION_METRICS, evaluate
+from ltv_spark.pipeline.training import train_model
 from ltv_spark.report import LEARNING_CURVE_PLOT, PLOTS, write_report
 from ltv_spark.tracking import use_tracking
 from tests.conftest import open_engine
@@ -38,6 +39,7 @@ def evaluation_overrides(base: Path) -> list[str]:
         *tiny_overrides(base),
         "features.evaluation_cutoff=2025-08-15",
         "evaluate.seeds=[1, 2]",
+        "train.seed=1",  # ltv train's model is the evaluation's transformer of seed 1
         f"evaluate.models_root={base / 'models'}",
         f"evaluate.reports_dir={base / 'reports'}",
     ]
@@ -51,7 +53,11 @@ def tiny(tmp_path):
 def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, tiny, tmp_path):
     generate_world(spark, store, tiny.world)
     ingest_raw(spark, store, tiny.ingest)
+    production = train_model(spark, store, tiny, "local")
     result = evaluate(spark, store, tiny, "generated")
+    trained = sorted(p.name for p in (tmp_path / "models").iterdir())
+    assert trained == ["v0001", "v0002", "v0003", "v0004"]  # 2 seeds x 2 models, one of them ltv train's
+    assert production.artifact_dir.endswith("v0001")
     runs = result.tables.runs
     assert set(runs["model"]) == MODELS | {"ceiling"}
     twice = (

@@ -11,10 +11,11 @@ from pyspark.sql import functions as F
 
 from ltv_spark.contract import BRONZE_SCHEMA
 from ltv_spark.dataset import CutoffPlan, plan_cutoffs
-from ltv_spark.features import FEATURE_COLUMNS, sessions_before, user_features
+from ltv_spark.features import FEATURE_COLUMNS, sessions_before, sessions_from_silver, user_features
 from ltv_spark.labels import user_labels
-from ltv_spark.pipeline import EVENTS, FEATURES, LABELS, SEQUENCES, build_cutoff
+from ltv_spark.pipeline import EVENTS, FEATURES, LABELS, SEQUENCES, SESSIONS, build_cutoff
 from ltv_spark.sequences import SESSION_VECTOR, user_sequences
+from ltv_spark.sessions import cap_user_days, sessionize
 from tests.helpers import bronze_from_world
 
 CUTOFF = dt.date(2025, 8, 1)
@@ -130,12 +131,45 @@ def it_names_a_plan_by_its_evaluation_horizon_and_training_cutoffs(config):
     assert denser.name.endswith("_t4x7d") and denser.name != plan.name
 
 
-def it_builds_a_cutoff_once_and_skips_it_while_bronze_is_unchanged(spark, store, config, world_events):
-    store.append(world_events.filter(F.col("user_id") < "u00000060"), EVENTS, partition_by=["event_date"])
-    features = dataclasses.replace(config.features, horizon_days=20)
+def it_builds_a_cutoff_from_silver_once_as_resessionizing_would_and_skips_it_after(
+    spark, store, config, world_events
+):
+    events = world_events.filter(F.col("user_id") < "u00000060").unionByName(_across_midnight_of_t(spark))
+    store.append(events, EVENTS, partition_by=["event_date"])
+    features = dataclasses.replace(config.features, horizon_days=20, sequence_length=LENGTH)
     first = build_cutoff(spark, store, features, CUTOFF)
-    versions = [store.version(name) for name in (FEATURES, SEQUENCES, LABELS)]
+    assert store.exists(SESSIONS)  # silver was brought up to date and read
+    at_t = F.col("cutoff") == F.lit(CUTOFF)
+    for name, expected in zip((FEATURES, SEQUENCES), gold_at(store.read(EVENTS)), strict=True):
+        written = store.read(name).filter(at_t).select(*expected.columns)
+        assert_df_equality(written, expected, ignore_row_order=True, ignore_nullable=True)
+    versions = [store.version(name) for name in (FEATURES, SEQUENCES, LABELS, SESSIONS)]
     again = build_cutoff(spark, store, features, CUTOFF)
     assert (again.users, again.labelled) == (first.users, True) and first.users > 0
-    assert [store.version(name) for name in (FEATURES, SEQUENCES, LABELS)] == versions
-    assert store.read(LABELS).filter(F.col("cutoff") == F.lit(CUTOFF)).count() == first.users
+    assert [store.version(name) for name in (FEATURES, SEQUENCES, LABELS, SESSIONS)] == versions
+    assert store.read(LABELS).filter(at_t).count() == first.users
+
+
+def _across_midnight_of_t(spark):
+    """Users whose sessions run into T: one across midnight, one (a bot) for two days without a gap.
+
+    The first has two earlier sessions on the day before T: with a cap of 3 events a day, its
+    session across midnight keeps one event before T, which only a cap over the whole day gives.
+    """
+    minutes = [-20 * 60, -19 * 60, -10, -5, 5]
+    rows = [(f"m{i}", "u_midnight", T + dt.timedelta(minutes=m)) for i, m in enumerate(minutes)]
+    bot = [T - dt.timedelta(days=2) + dt.timedelta(minutes=20 * i) for i in range(3 * 24 * 3)]
+    rows += [(f"b{i}", "u_bot", time) for i, time in enumerate(bot)]
+    typed = [(e, u, t, "view", "p", "c", 1.0, None, None, "f", T, 0, t.date()) for e, u, t in rows]
+    return spark.createDataFrame(typed, BRONZE_SCHEMA)
+
+
+@pytest.mark.parametrize("cap", [3, 2000])
+def it_reads_the_sessions_before_a_cutoff_from_silver_as_resessionizing_would(spark, world_events, cap):
+    events = world_events.unionByName(_across_midnight_of_t(spark))
+    silver = sessionize(cap_user_days(events, cap), 30)  # every event's sessions, as silver holds them
+    spanning = silver.filter((F.col("session_start") < F.lit(T)) & (F.col("session_end") >= F.lit(T)))
+    assert spanning.count() >= (1 if cap == 3 else 2)  # there is something to re-cut
+    expected = sessions_before(events, CUTOFF, 30, cap)
+    actual = sessions_from_silver(silver, events, CUTOFF, 30, cap)
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)

@@ -117,6 +117,7 @@ class Holdout:
     churn_from: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     data_versions: dict = field(default_factory=dict)
+    model_data: list[dict] = field(default_factory=list)  # per split: what its models learn from
     cutoff: dt.date | None = None
     horizon_days: int | None = None
 
@@ -176,6 +177,8 @@ def _warehouse_holdout(
         title=f"LTV models on {DATA[data]}: cutoff {cutoff}, horizon {horizon} days",
         actuals=actuals(examples.evaluation),
         data_versions=examples_identity(store, config.features, plan.all_cutoffs),
+        # as ltv train names its data: a production model with these settings is not trained again
+        model_data=[examples_identity(store, config.features, (*plan.train, plan.validation))],
         cutoff=cutoff,
         horizon_days=horizon,
     )
@@ -283,6 +286,7 @@ def _cdnow_holdout(spark: SparkSession, store: TableStore, config: Config, seeds
     in_validation = F.abs(F.xxhash64(F.concat(F.col("user_id"), F.lit("/validation")))) % 1000 < int(
         1000 * settings.cdnow_validation_share
     )
+    holdout.model_data = [{**holdout.data_versions, "split": k} for k in range(folds)]
     splits = []
     for k in range(folds):
         others = examples.filter(fold != k)
@@ -314,11 +318,17 @@ def _neural_runs(
             )
             scores = []
             for index, (train, validation, scored) in enumerate(splits):
-                data = {**holdout.data_versions, "split": index}  # the same data: the same model
+                data = holdout.model_data[index]  # the same data: the same model
                 name = f"{architecture} seed {seed} split {index}"
                 with tracked_run(config.tracking, name, settings, {"data_versions": data}):
                     trained = fit_examples(
-                        spark, train, validation, settings, config.features.sequence_length, data
+                        spark,
+                        train,
+                        validation,
+                        settings,
+                        config.features.sequence_length,
+                        data,
+                        also_in=(config.train.models_root,),  # ltv train's models
                     )
                 folders.setdefault((architecture, seed), []).append(trained.artifact_dir)
                 scores.append(_neural_scores(scored, trained.artifact_dir, config))

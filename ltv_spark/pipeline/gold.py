@@ -10,9 +10,10 @@ from pyspark.sql import functions as F
 
 from ltv_spark.config import FeaturesConfig
 from ltv_spark.dataset import CutoffPlan, join_examples
-from ltv_spark.features import sessions_before, user_features
+from ltv_spark.features import sessions_before, sessions_from_silver, user_features
 from ltv_spark.labels import user_labels
 from ltv_spark.pipeline.bronze import EVENTS
+from ltv_spark.pipeline.silver import SESSIONS, build_sessions
 from ltv_spark.progress import stage
 from ltv_spark.sequences import user_sequences
 from ltv_spark.tables import TableStore
@@ -54,9 +55,7 @@ def build_cutoff(
     events = store.read(EVENTS)
     last_event = events.agg(F.max("event_time")).first()[0]
     with stage(f"features at {cutoff}") as timer:
-        sessions = sessions_before(
-            events, cutoff, features.session_gap_minutes, features.max_events_per_user_day
-        ).persist()
+        sessions = sessions_at(spark, store, features, events, cutoff).persist()
         replace = {"cutoff": [cutoff.isoformat()]}
         store.overwrite(user_features(sessions, events, cutoff), FEATURES, ["cutoff"], replace)
         sequences = user_sequences(sessions, cutoff, features.sequence_length)
@@ -72,6 +71,21 @@ def build_cutoff(
     record = spark.createDataFrame([(*build.values(), timer.rows, labelled)], BUILDS_SCHEMA)
     store.merge(record, CUTOFF_BUILDS, keys=["cutoff", "horizon_days"])
     return CutoffSummary(cutoff, timer.rows, labelled)
+
+
+def sessions_at(
+    spark: SparkSession, store: TableStore, features: FeaturesConfig, events: DataFrame, cutoff: dt.date
+) -> DataFrame:
+    """The sessions before ``cutoff``: from silver.sessions, brought up to date with bronze first.
+
+    Equal to re-sessionizing every event before the cutoff (``sessions_before``), which each cutoff
+    did until silver was read instead; only the sessions spanning the cutoff are re-cut.
+    """
+    build_sessions(spark, store, features)  # a no-op while silver is current
+    gap, cap = features.session_gap_minutes, features.max_events_per_user_day
+    if not store.exists(SESSIONS):  # bronze holds no batch yet
+        return sessions_before(events, cutoff, gap, cap)
+    return sessions_from_silver(store.read(SESSIONS), events, cutoff, gap, cap)
 
 
 def _build_key(store: TableStore, features: FeaturesConfig, cutoff: dt.date) -> dict:

@@ -173,7 +173,13 @@ def _point_predictions(
                 models_root=config.evaluate.models_root,
             )
             trained = fit_examples(
-                spark, train, fixed.validation, settings, config.features.sequence_length, data
+                spark,
+                train,
+                fixed.validation,
+                settings,
+                config.features.sequence_length,
+                data,
+                also_in=(config.train.models_root,),  # ltv train's models
             )
             batch = config.score.batch_size
             predictions[f"{model}/{seed}"] = model_predictions(scored, trained.artifact_dir, batch)
@@ -183,13 +189,13 @@ def _point_predictions(
 def _data_identity(
     store: TableStore, features: FeaturesConfig, plan: CutoffPlan, point: TrainingSize
 ) -> dict:
-    """What a point's neural models are trained on. With every user it is the identity ltv evaluate
-    gives its single split on a plan of these training cutoffs (at 1x: the configured plan), so
-    the models of one are reused by the other, not retrained."""
-    cutoffs = (*point.cutoffs, plan.validation, plan.evaluation)
+    """What a point's neural models are trained on. With every user it is the identity ltv train
+    and ltv evaluate give the examples of these training cutoffs and the validation cutoff (at 1x:
+    the configured plan), so the models of one are reused by the others, not retrained."""
+    identity = examples_identity(store, features, (*point.cutoffs, plan.validation))
     if point.users_share >= 1.0:
-        return {**examples_identity(store, features, cutoffs), "split": 0}
-    return {**examples_identity(store, features, cutoffs), "users_share": point.users_share}
+        return identity
+    return {**identity, "users_share": point.users_share}
 
 
 def _key(name: str) -> tuple[str, int]:

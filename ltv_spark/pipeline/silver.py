@@ -40,7 +40,7 @@ def build_sessions(spark: SparkSession, store: TableStore, features: FeaturesCon
     """
     events = store.read(EVENTS)
     last_bronze = events.agg(F.max("batch_id")).first()[0]
-    done = store.committed_batch(SESSIONS_PROGRESS, features.app_id)
+    done = store.committed_batch(SESSIONS_PROGRESS, sessions_app_id(features))
     if last_bronze is None or (done is not None and done >= last_bronze):
         return SessionsSummary(done, 0, 0)
     with stage("sessions") as timer:
@@ -59,6 +59,12 @@ def build_sessions(spark: SparkSession, store: TableStore, features: FeaturesCon
             replace = {"session_date": [d.isoformat() for d in rebuilt]}
             store.overwrite(sessions, SESSIONS, partition_by=["session_date"], replace_partitions=replace)
         marker = spark.createDataFrame([(int(last_bronze),)], "bronze_batch long")
-        store.append(marker, SESSIONS_PROGRESS, app_id=features.app_id, batch_id=int(last_bronze))
+        store.append(marker, SESSIONS_PROGRESS, app_id=sessions_app_id(features), batch_id=int(last_bronze))
         timer.rows = store.read(SESSIONS).filter(F.col("session_date").isin(*rebuilt)).count()
     return SessionsSummary(int(last_bronze), len(rebuilt), timer.rows)
+
+
+def sessions_app_id(features: FeaturesConfig) -> str:
+    """silver.sessions' progress id. Its settings are part of it: sessions built with another gap or
+    cap are not current, so changing either rebuilds the table whole on the next run."""
+    return f"{features.app_id}/gap={features.session_gap_minutes},cap={features.max_events_per_user_day}"

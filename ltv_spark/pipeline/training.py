@@ -35,6 +35,7 @@ from ltv_spark.tracking import EpochLog, tracked_run
 from ltv_spark.train import TrainJob, selection_score
 
 INPUT_EXAMPLE_ROWS = 5  # validation rows logged with the model as its input example
+WHERE_IT_IS_KEPT = ("models_root", "cache_dir")  # settings that do not change what a model is
 
 
 @dataclass
@@ -151,16 +152,18 @@ def fit_examples(
     metadata: dict | None = None,
     launcher: str | None = None,
     num_proc: int | None = None,
+    also_in: tuple[str, ...] = (),
 ) -> TrainSummary:
     """Fit scaling on ``train``, feed Petastorm, train with the launcher, save a model version.
 
     ``data_versions`` names the data the examples came from: a complete model under
-    ``settings.models_root`` trained on the same data with the same settings is kept, not retrained.
+    ``settings.models_root`` (or, next, under the roots ``also_in``) trained on the same data with
+    the same settings is kept, not retrained.
     """
     launcher = launcher or settings.launcher
     num_proc = 1 if launcher == "local" else (num_proc or settings.num_proc)
     train_config = {**config_to_dict(settings), "launcher": launcher, "num_proc": num_proc}
-    done = _same_model(settings.models_root, data_versions, train_config)
+    done = _same_model((settings.models_root, *also_in), data_versions, train_config)
     epoch_log = EpochLog.of_active_run()
     if done is not None:
         history = read_json(done, "metrics.json")
@@ -244,14 +247,21 @@ def _same_inputs(folder: Location, data_versions: dict, train_config: dict) -> b
     except FileNotFoundError:
         return False
     as_saved = json.loads(json.dumps([data_versions, train_config], default=str))  # as it reads back
-    return saved == as_saved
+    return [saved[0], _what_it_is(saved[1])] == [as_saved[0], _what_it_is(as_saved[1])]
 
 
-def _same_model(models_root: str, data_versions: dict, train_config: dict) -> Location | None:
-    """The newest complete model trained on the same data with the same settings, if any."""
-    for folder in reversed(version_dirs(models_root)):
-        if _same_inputs(folder, data_versions, train_config):
-            return folder
+def _what_it_is(train_config: dict) -> dict:
+    """The settings a model depends on: all but where models and their feed are kept."""
+    return {key: value for key, value in train_config.items() if key not in WHERE_IT_IS_KEPT}
+
+
+def _same_model(models_roots: tuple[str, ...], data_versions: dict, train_config: dict) -> Location | None:
+    """The newest complete model trained on the same data with the same settings, if any: the
+    first root's first, then the others'."""
+    for models_root in models_roots:
+        for folder in reversed(version_dirs(models_root)):
+            if _same_inputs(folder, data_versions, train_config):
+                return folder
     return None
 
 
