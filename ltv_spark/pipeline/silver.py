@@ -50,8 +50,10 @@ def build_sessions(spark: SparkSession, store: TableStore, features: FeaturesCon
         context = [*rebuilt, rebuilt[0] - dt.timedelta(days=1)]
         window = events.filter(F.col("event_date").isin(*context))
         capped = cap_user_days(window, features.max_events_per_user_day)
-        sessions = sessionize(capped, features.session_gap_minutes).filter(
-            F.col("session_date").isin(*rebuilt)
+        sessions = (
+            sessionize(capped, features.session_gap_minutes)
+            .filter(F.col("session_date").isin(*rebuilt))
+            .repartition("session_date")  # a file a day: every cutoff reads this table
         )
         if done is None:
             store.overwrite(sessions, SESSIONS, partition_by=["session_date"])
