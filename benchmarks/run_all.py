@@ -50,15 +50,16 @@ class BenchRun:
 
 
 def run_benchmark(name: str, extra_args: list[str]) -> BenchRun:
-    """Run ``benchmarks.<name>``, echoing its output as it comes; keep the output."""
+    """Run ``benchmarks.<name>``, echoing its output as it comes; keep what it prints (its stderr,
+    where Spark, Petastorm and the warnings write, goes to the console only)."""
     command = [sys.executable, "-m", f"benchmarks.{name}", *extra_args]
     print(f"== {name}", flush=True)
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     lines = []
-    for line in process.stdout:  # the benchmarks print only their tables; Spark's own lines too
+    for line in process.stdout:
         print(line, end="", flush=True)
-        if not _spark_noise(line):
+        if not _noise(line):
             lines.append(line)
     returncode = process.wait()
     return BenchRun(name, command, time.perf_counter() - started, returncode, "".join(lines))
@@ -76,9 +77,10 @@ def results_page(runs: list[BenchRun], day: dt.date) -> str:
     return "\n".join([*header, *[run.section() for run in runs]])
 
 
-def _spark_noise(line: str) -> bool:
-    """Spark's and Hadoop's start-up warnings: not results."""
-    return " WARN " in line or line.startswith(("Setting default log level", "To adjust logging level"))
+def _noise(line: str) -> bool:
+    """Not results: Spark's start-up lines, and Horovod's workers' stderr relayed by its launcher."""
+    relayed_stderr = "]<stderr>:" in line
+    return relayed_stderr or " WARN " in line or line.startswith(("Setting default log level", "To adjust"))
 
 
 def main() -> int:
