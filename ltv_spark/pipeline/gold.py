@@ -79,7 +79,9 @@ def sessions_at(
     """The sessions before ``cutoff``: from silver.sessions, brought up to date with bronze first.
 
     Equal to re-sessionizing every event before the cutoff (``sessions_before``), which each cutoff
-    did until silver was read instead; only the sessions spanning the cutoff are re-cut.
+    did until silver was read instead; only the sessions spanning the cutoff are re-cut. (As equal
+    as silver is to sessionizing every event: an incremental build may split a session longer than
+    a day, see ``build_sessions``.)
     """
     build_sessions(spark, store, features)  # a no-op while silver is current
     gap, cap = features.session_gap_minutes, features.max_events_per_user_day
