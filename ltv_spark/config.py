@@ -90,6 +90,9 @@ class IngestConfig:
     min_event_time: dt.date = dt.date(2000, 1, 1)
     max_future_hours: int = 24  # events later than ingestion time + this are out of range
     app_id: str = "ltv_spark.ingest"
+    # A file ingested before whose size or modification time changed (a re-drop): read it again
+    # (rows already in bronze count as duplicates) or quarantine the new version whole.
+    changed_files: Literal["reingest", "quarantine"] = "reingest"
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class Reason:
     TRUNCATED = "file_truncated"
     BAD_HEADER = "file_bad_header"
     UNREADABLE = "file_unreadable"
+    CHANGED = "file_changed"  # a re-drop of an ingested file, with ingest.changed_files: quarantine
 
 
 RAW_SCHEMA = StructType([StructField(name, StringType()) for name in RAW_COLUMNS])
@@ -89,6 +90,25 @@ QUARANTINE_SCHEMA = StructType(
 )
 
 _INTEGER = r"^\s*[0-9]+\s*$"
+# Epoch timestamps, told apart by their number of digits: 9-10 are seconds (1973-2286), 12-13 are
+# milliseconds (1973-2286). Any other bare number is no time we can trust: unparsable_time.
+_EPOCH_SECONDS = r"^[0-9]{9,10}([.][0-9]{1,6})?$"
+_EPOCH_MILLISECONDS = r"^[0-9]{12,13}$"
+
+
+def parse_event_time(column: str) -> Column:
+    """A raw event time as a UTC timestamp (the session's zone is UTC), or null when it is none.
+
+    Accepted: ISO-8601 with ``Z`` or an offset (``+02:00``, ``+0200``; converted to UTC), without
+    one (taken as UTC), and epoch seconds or milliseconds as platforms log them.
+    """
+    trimmed = F.trim(F.col(column))
+    epoch = F.expr(f"try_cast(trim(`{column}`) AS double)")
+    return (
+        F.when(trimmed.rlike(_EPOCH_MILLISECONDS), F.timestamp_millis(epoch.cast("long")))
+        .when(trimmed.rlike(_EPOCH_SECONDS), F.timestamp_micros(F.round(epoch * 1_000_000).cast("long")))
+        .otherwise(F.expr(f"try_cast(trim(`{column}`) AS timestamp)"))
+    )
 
 
 def classify_events(raw: DataFrame, min_time: dt.datetime, max_time: dt.datetime) -> DataFrame:
@@ -100,7 +120,7 @@ def classify_events(raw: DataFrame, min_time: dt.datetime, max_time: dt.datetime
     """
     corrupt = F.col(CORRUPT_COLUMN) if CORRUPT_COLUMN in raw.columns else F.lit(None).cast("string")
     event_type = F.lower(F.trim(F.col("event_type")))
-    event_time = F.expr("try_cast(trim(event_time) AS timestamp)")
+    event_time = parse_event_time("event_time")
     price = F.expr("try_cast(trim(price) AS double)")
     quantity_ok = F.col("quantity").rlike(_INTEGER)
     quantity = F.when(quantity_ok, F.expr("try_cast(trim(quantity) AS int)"))

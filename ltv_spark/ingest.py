@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 STATUS_BRONZE = "bronze"
 STATUS_QUARANTINE = "quarantine"
 STATUS_DUPLICATE = "duplicate"
-SKIPPED_SHOWN = 20  # skipped files named in a run's summary
+SHOWN_FILES = 20  # skipped or re-dropped files named in a run's summary
 # Among rows sharing an event_id the earliest wins; the other columns only break exact ties.
 _KEEP_ORDER = (
     "event_time",
@@ -76,6 +76,8 @@ class IngestCounts:
     duplicate_rows: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     skipped_files: list[str] = field(default_factory=list)  # beside the drops, not of the format
+    changed_files: list[str] = field(default_factory=list)  # "path: what changed, what was done"
+    ignored_columns: dict[str, int] = field(default_factory=dict)  # column -> files holding it
 
     @property
     def balanced(self) -> bool:
@@ -99,9 +101,19 @@ class IngestCounts:
             f"input = bronze + quarantine + duplicates: {check}",
         ]
         lines += [f"  quarantined {reason:<22} {n:>10,}" for reason, n in sorted(self.reasons.items())]
-        if self.skipped_files:
-            lines.append(f"skipped (not the ingest format, not read): {len(self.skipped_files)} files")
-            lines += [f"  {path}" for path in self.skipped_files[:SKIPPED_SHOWN]]
-            if len(self.skipped_files) > SKIPPED_SHOWN:
-                lines.append(f"  ... and {len(self.skipped_files) - SKIPPED_SHOWN} more")
-        return lines
+        lines += [
+            f"column {column!r} is not in the contract: ignored in {n} files"
+            for column, n in sorted(self.ignored_columns.items())
+        ]
+        lines += _listed("re-dropped (changed since ingested)", self.changed_files)
+        return lines + _listed("skipped (not the ingest format, not read)", self.skipped_files)
+
+
+def _listed(title: str, files: list[str]) -> list[str]:
+    """A summary's list of files: a title with the count, then the first SHOWN_FILES of them."""
+    if not files:
+        return []
+    lines = [f"{title}: {len(files)} files", *(f"  {line}" for line in files[:SHOWN_FILES])]
+    if len(files) > SHOWN_FILES:
+        lines.append(f"  ... and {len(files) - SHOWN_FILES} more")
+    return lines

@@ -10,9 +10,10 @@ from __future__ import annotations
 import bz2
 import datetime as dt
 import gzip
+import hashlib
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -35,6 +36,8 @@ INSPECTION_SCHEMA = StructType(
         StructField("detail", StringType()),
         StructField("header", StringType()),  # JSON list of column names, for good files
         StructField("lines", LongType()),
+        StructField("extra_columns", StringType()),  # JSON list of columns the contract does not know
+        StructField("sha256", StringType()),  # of the bytes as dropped: tells a re-drop from a touch
     ]
 )
 
@@ -131,10 +134,11 @@ def read_bad_files(spark: SparkSession, inspected: list[dict]) -> DataFrame | No
     """Every line of every rejected file, as quarantine input (reason, raw, source_file).
 
     Lines are kept byte for byte: a file that is not UTF-8 is shown as ISO-8859-1, which maps each
-    byte to one character and so loses nothing. An unreadable binary file becomes one row.
+    byte to one character and so loses nothing. An unreadable or Parquet (binary) file becomes one
+    row holding its detail; the file itself stays in the raw folder.
     """
-    textual = [f for f in inspected if f["reason"] != Reason.UNREADABLE]
-    opaque = [f for f in inspected if f["reason"] == Reason.UNREADABLE]
+    opaque = [f for f in inspected if f["reason"] == Reason.UNREADABLE or f["path"].endswith(".parquet")]
+    textual = [f for f in inspected if f not in opaque]
     frames = []
     if textual:
         reasons = spark.createDataFrame(
@@ -194,7 +198,7 @@ def _inspect_batches(fmt: str):
     def inspect(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             rows = [
-                _inspect_one(path, bytes(content), fmt)
+                (*_inspect_one(path, bytes(content), fmt), hashlib.sha256(bytes(content)).hexdigest())
                 for path, content in zip(batch["path"], batch["content"], strict=True)
             ]
             yield pd.DataFrame(rows, columns=[f.name for f in INSPECTION_SCHEMA.fields])
@@ -210,13 +214,14 @@ def _inspect_one(path: str, content: bytes, fmt: str) -> tuple:
         try:
             content = COMPRESSIONS[compression](content)
         except (OSError, EOFError, ValueError) as error:  # a cut or foreign archive
-            return (path, Reason.UNREADABLE, f"not a readable {compression} file: {error}"[:300], None, 1)
+            detail = f"not a readable {compression} file: {error}"[:300]
+            return (path, Reason.UNREADABLE, detail, None, 1, None)
     try:
         text = content.decode("utf-8").removeprefix(BYTE_ORDER_MARK)  # as many Windows tools write
     except UnicodeDecodeError as error:
-        return (path, Reason.BAD_ENCODING, f"not UTF-8 at byte {error.start}", None, None)
+        return (path, Reason.BAD_ENCODING, f"not UTF-8 at byte {error.start}", None, None, None)
     if text and not text.endswith("\n"):
-        return (path, Reason.TRUNCATED, "last line has no line end (file cut short?)", None, None)
+        return (path, Reason.TRUNCATED, "last line has no line end (file cut short?)", None, None, None)
     lines = text.splitlines()
     if fmt == "csv":
         return _inspect_csv(path, lines)
@@ -225,13 +230,13 @@ def _inspect_one(path: str, content: bytes, fmt: str) -> tuple:
 
 def _inspect_csv(path: str, lines: list[str]) -> tuple:
     if not lines:
-        return (path, Reason.BAD_HEADER, "empty file: no header line", None, 0)
+        return (path, Reason.BAD_HEADER, "empty file: no header line", None, 0, None)
     header = [name.strip().strip('"') for name in lines[0].split(",")]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         detail = f"header {lines[0][:120]!r} lacks {missing} (expected comma-separated {list(RAW_COLUMNS)})"
-        return (path, Reason.BAD_HEADER, detail, None, len(lines))
-    return (path, None, None, json.dumps(header), len(lines) - 1)
+        return (path, Reason.BAD_HEADER, detail, None, len(lines), None)
+    return (path, None, None, json.dumps(header), len(lines) - 1, _extra_columns(header))
 
 
 def _inspect_json(path: str, lines: list[str]) -> tuple:
@@ -245,22 +250,29 @@ def _inspect_json(path: str, lines: list[str]) -> tuple:
         if isinstance(record, dict):
             keys.update(dict.fromkeys(record))
     if lines and not keys:
-        return (path, Reason.BAD_HEADER, "no line is a JSON object", None, len(lines))
+        return (path, Reason.BAD_HEADER, "no line is a JSON object", None, len(lines), None)
     missing = [c for c in REQUIRED_COLUMNS if c not in keys] if keys else []
     if missing:
-        return (path, Reason.BAD_HEADER, f"JSON objects lack keys {missing}", None, len(lines))
+        return (path, Reason.BAD_HEADER, f"JSON objects lack keys {missing}", None, len(lines), None)
     header = [c for c in RAW_COLUMNS if c in keys] or list(RAW_COLUMNS)
-    return (path, None, None, json.dumps(header), len(lines))
+    return (path, None, None, json.dumps(header), len(lines), _extra_columns(keys))
 
 
 def _inspect_parquet(path: str, content: bytes) -> tuple:
     try:
         metadata = pq.read_metadata(io.BytesIO(content))
     except Exception as error:  # pyarrow raises ArrowInvalid / OSError for a cut or foreign file
-        return (path, Reason.UNREADABLE, f"not a readable Parquet file: {error}"[:300], None, 1)
+        return (path, Reason.UNREADABLE, f"not a readable Parquet file: {error}"[:300], None, 1, None)
     names = metadata.schema.names
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
-        return (path, Reason.BAD_HEADER, f"Parquet schema lacks columns {missing}", None, metadata.num_rows)
+        detail = f"Parquet schema lacks columns {missing}"
+        return (path, Reason.BAD_HEADER, detail, None, metadata.num_rows, None)
     header = [c for c in RAW_COLUMNS if c in names]
-    return (path, None, None, json.dumps(header), metadata.num_rows)
+    return (path, None, None, json.dumps(header), metadata.num_rows, _extra_columns(names))
+
+
+def _extra_columns(names: Iterable[str]) -> str | None:
+    """The columns of a drop that the contract does not know (read past, reported), as JSON."""
+    extra = [name for name in names if name not in RAW_COLUMNS]
+    return json.dumps(extra) if extra else None

@@ -63,6 +63,28 @@ def it_types_good_rows_and_keeps_the_original_values(spark):
     assert '"price":"9.99"' in row["raw"]
 
 
+TEN_UTC = dt.datetime(2025, 6, 1, 10, 0)
+TIMES = [  # (raw event_time, stored UTC time or None: unparsable_time)
+    ("2025-06-01T10:00:00Z", TEN_UTC),
+    ("2025-06-01T12:00:00+02:00", TEN_UTC),
+    ("2025-06-01 05:30:00-0430", TEN_UTC),
+    ("2025-06-01T10:00:00", TEN_UTC),  # no zone: taken as UTC
+    ("1748772000", TEN_UTC),  # epoch seconds
+    ("1748772000.25", TEN_UTC + dt.timedelta(milliseconds=250)),
+    ("1748772000000", TEN_UTC),  # epoch milliseconds
+    ("17487720", None),  # 8 digits: neither seconds nor milliseconds of this era
+    ("174877200000000", None),  # microseconds: not accepted
+]
+
+
+def it_stores_zoned_and_epoch_times_in_utc_and_names_the_others_unparsable(spark):
+    rows = [(f"t{i}", "u1", raw, "view", "", "", "", "", "") for i, (raw, _) in enumerate(TIMES)]
+    classified = classify_events(raw_frame(spark, rows), MIN, MAX).collect()
+    assert [r["event_time"] for r in classified] == [expected for _, expected in TIMES]
+    reasons = [r["reason"] for r in classified]
+    assert reasons == [None if expected else Reason.UNPARSABLE_TIME for _, expected in TIMES]
+
+
 def it_drops_repeated_event_ids_and_every_row_lands_somewhere(spark):
     rows = [GOOD_VIEW, GOOD_VIEW, GOOD_BUY, CASES[3][0], CASES[8][0]]
     existing = spark.createDataFrame([("e2",)], "event_id string")  # e2 is already in bronze

@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import io
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -195,3 +196,102 @@ def it_reads_parquet_drops_and_quarantines_an_unreadable_one(spark, store, tmp_p
     counts = ingest_raw(spark, store, config(tmp_path / "raw", "parquet"), now=NOW)
     assert (counts.input_rows, counts.bronze_rows, counts.quarantine_rows) == (5, 4, 1)
     assert store.read(QUARANTINE).first()["reason"] == Reason.UNREADABLE
+
+
+def redrop(path: Path, text: str, seconds_later: int = 60) -> None:
+    """Write ``text`` to an ingested file again, as a platform re-dropping it later would."""
+    modified = path.stat().st_mtime_ns
+    path.write_text(text)
+    os.utime(path, ns=(modified + seconds_later * 10**9, modified + seconds_later * 10**9))
+
+
+def file_log(store, name: str) -> list:
+    return store.read(INGEST_FILES).filter(F.col("path").endswith(name)).orderBy("batch_id").collect()
+
+
+def it_reads_a_redropped_file_again_adding_only_its_new_events(spark, store, tmp_path):
+    day = tmp_path / "raw" / "2025-06-01"
+    day.mkdir(parents=True)
+    drop = day / "part-00000.csv"
+    drop.write_text(csv_text(GOOD[:2]))
+    ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
+    redrop(drop, csv_text(GOOD[:3]))  # corrected: one event was missing
+    again = ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
+    assert (again.files, again.input_rows, again.bronze_rows, again.duplicate_rows) == (1, 3, 1, 2)
+    assert len(again.changed_files) == 1 and "changed since batch 0 (size" in again.changed_files[0]
+    assert any("re-dropped (changed since ingested): 1 files" in line for line in again.lines())
+    assert sorted(r["event_id"] for r in store.read(EVENTS).collect()) == ["a1", "a2", "a3"]
+    first, second = file_log(store, "part-00000.csv")
+    assert (first["batch_id"], second["batch_id"]) == (0, 1)
+    assert second["size"] == drop.stat().st_size and second["size"] > first["size"]
+    assert second["modified_ms"] == drop.stat().st_mtime_ns // 10**6
+    assert "read again" in second["detail"] and second["sha256"] != first["sha256"]
+    versions = {name: store.version(name) for name in (EVENTS, INGEST_FILES, INGEST_BATCHES)}
+    assert ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW).files == 0
+    assert {name: store.version(name) for name in versions} == versions
+
+
+def it_records_a_file_dropped_again_with_the_same_bytes_without_reading_it(spark, store, tmp_path):
+    day = tmp_path / "raw" / "2025-06-01"
+    day.mkdir(parents=True)
+    drop = day / "part-00000.csv"
+    drop.write_text(csv_text(GOOD[:2]))
+    ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
+    redrop(drop, csv_text(GOOD[:2]))  # copied again: a new modification time, the same bytes
+    again = ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
+    assert (again.files, again.input_rows, again.files_empty) == (1, 0, 0)
+    assert "same bytes as batch 0: not read again" in again.changed_files[0]
+    assert file_log(store, "part-00000.csv")[-1]["input_rows"] == 0
+    assert store.read(EVENTS).count() == 2
+    assert ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW).files == 0
+
+
+def it_quarantines_a_redropped_file_whole_when_told_to(spark, store, tmp_path):
+    day = tmp_path / "raw" / "2025-06-01"
+    day.mkdir(parents=True)
+    drop = day / "part-00000.csv"
+    drop.write_text(csv_text(GOOD[:2]))
+    ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
+    redrop(drop, csv_text(GOOD[:3]))
+    strict = IngestConfig(raw_dir=str(tmp_path / "raw"), changed_files="quarantine")
+    again = ingest_raw(spark, store, strict, now=NOW)
+    assert (again.input_rows, again.quarantine_rows, again.bronze_rows) == (4, 4, 0)  # header + 3 rows
+    assert again.reasons == {Reason.CHANGED: 4} and again.files_quarantined == 1
+    assert store.read(EVENTS).count() == 2
+    assert file_log(store, "part-00000.csv")[-1]["file_reason"] == Reason.CHANGED
+
+
+def it_gives_an_old_file_log_its_version_columns_without_reading_its_files_again(spark, store, tmp_path):
+    day = tmp_path / "raw" / "2025-06-01"
+    day.mkdir(parents=True)
+    drop = day / "part-00000.csv"
+    drop.write_text(csv_text(GOOD[:2]))
+    ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
+    old_columns = [c for c in store.read(INGEST_FILES).columns if c not in ("size", "modified_ms", "sha256")]
+    store.overwrite(store.read(INGEST_FILES).select(*old_columns), INGEST_FILES)  # as logs were
+    redrop(drop, csv_text(GOOD[:3]))  # the old log cannot tell: nothing is read again
+    versions = {name: store.version(name) for name in (EVENTS, INGEST_BATCHES)}
+    assert ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW).files == 0
+    assert {name: store.version(name) for name in versions} == versions
+    upgraded = file_log(store, "part-00000.csv")
+    assert len(upgraded) == 1 and upgraded[0]["size"] is None and upgraded[0]["sha256"] is None
+
+
+def it_ignores_columns_the_contract_lacks_and_quarantines_a_drop_missing_a_required_one(
+    spark, store, tmp_path
+):
+    day = tmp_path / "raw" / "2025-06-01"
+    day.mkdir(parents=True)
+    columns = [c for c in RAW_COLUMNS if c != "category"] + ["coupon"]  # one optional column less
+    rows = [[*(v for c, v in zip(RAW_COLUMNS, row, strict=True) if c != "category"), "X1"] for row in GOOD]
+    (day / "drift.csv").write_text("\n".join([",".join(columns), *(",".join(r) for r in rows)]) + "\n")
+    no_user = [c for c in RAW_COLUMNS if c != "user_id"]
+    (day / "no-user.csv").write_text(",".join(no_user) + "\n" + ",".join(["x"] * len(no_user)) + "\n")
+    counts = ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
+    assert counts.balanced and (counts.bronze_rows, counts.quarantine_rows) == (4, 2)
+    assert counts.ignored_columns == {"coupon": 1}
+    assert any("'coupon' is not in the contract: ignored in 1 files" in line for line in counts.lines())
+    assert store.read(EVENTS).filter(F.col("category").isNotNull()).count() == 0
+    assert "coupon" in file_log(store, "drift.csv")[0]["detail"]
+    rejected = file_log(store, "no-user.csv")[0]
+    assert rejected["file_reason"] == Reason.BAD_HEADER and "'user_id'" in rejected["detail"]

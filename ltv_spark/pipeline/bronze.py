@@ -19,7 +19,15 @@ from pyspark.sql import functions as F
 
 from ltv_spark.cdnow import cdnow_path, read_cdnow
 from ltv_spark.config import IngestConfig, WorldConfig, config_to_dict
-from ltv_spark.contract import classify_events, to_bronze, to_quarantine
+from ltv_spark.contract import Reason, classify_events, to_bronze, to_quarantine
+from ltv_spark.file_log import (
+    VERSION_COLUMNS,
+    LoggedFile,
+    describe_change,
+    files_to_read,
+    latest_logged,
+    with_version_columns,
+)
 from ltv_spark.frames import union_all
 from ltv_spark.ingest import STATUS_BRONZE, STATUS_QUARANTINE, IngestCounts, count_by_file, label_rows
 from ltv_spark.progress import LOG, stage
@@ -43,6 +51,20 @@ OBSERVABLE_CEILING = "world.observable_ceiling"
 CDNOW_EVENTS = "cdnow.events"
 CDNOW_QUARANTINE = "cdnow.quarantine"
 WORLD_MARKER = "_world.json"
+FILE_LOG_COLUMNS = (  # bronze.ingest_files, in the order of the table (older logs end at duplicate_rows)
+    "batch_id",
+    "path",
+    "file_reason",
+    "detail",
+    "ingested_at",
+    "input_rows",
+    "bronze_rows",
+    "quarantine_rows",
+    "duplicate_rows",
+    "size",
+    "modified_ms",
+    "sha256",
+)
 CDNOW_APP_ID = "ltv_spark.cdnow"
 
 
@@ -214,13 +236,17 @@ def ingest_raw(
         skipped = [path for path in skipped if _dropped_before(path, before)]
     for path in skipped:
         LOG.warning("[ingest] skipping %s: not a %s drop (ingest.format)", path, ingest.format)
-    plan = _plan_batch(spark, store, [f.path for f in listed], ingest.app_id, now)
+    logged = _logged_files(store)
+    to_read = [f.path for f in files_to_read(listed, logged)]
+    plan = _plan_batch(spark, store, to_read, ingest.app_id, now)
     if plan is None:
-        LOG.info("[ingest] no new files under %s", ingest.raw_dir)
+        LOG.info("[ingest] no new or changed files under %s", ingest.raw_dir)
         return IngestCounts(skipped_files=skipped)
     resumed = " (resumed)" if plan.resumed else ""
     LOG.info("[ingest] batch %d: %d files%s", plan.batch_id, len(plan.files), resumed)
     inspected, empty = _inspect_batch(spark, plan, listed, ingest.format)
+    inspected, unchanged = _sort_out_redrops(inspected, listed, logged, ingest.changed_files)
+    empty += unchanged
     good = [f for f in inspected if f["reason"] is None]
     bad = [f for f in inspected if f["reason"] is not None]
     for file in bad:
@@ -236,9 +262,13 @@ def ingest_raw(
         broken = labelled.filter(F.col("status") == STATUS_QUARANTINE)
         rejected.append(to_quarantine(broken, plan.ingested_at, plan.batch_id))
     quarantine = union_all(rejected)
-    files = len(inspected) + len(empty)
     counts = IngestCounts(
-        files=files, files_quarantined=len(bad), files_empty=len(empty), skipped_files=skipped
+        files=len(inspected) + len(empty),
+        files_quarantined=len(bad),
+        files_empty=len(empty) - len(unchanged),
+        skipped_files=skipped,
+        changed_files=[f"{f['path']}: {f['detail']}" for f in inspected + unchanged if f["path"] in logged],
+        ignored_columns=_ignored_columns(good),
     )
     for file in file_counts:
         counts.add_file(file)
@@ -248,7 +278,8 @@ def ingest_raw(
 
     with stage("ingest: write tables") as timer:
         every_file = [*inspected, *empty]
-        _write_batch(spark, store, ingest.app_id, plan, labelled, quarantine, every_file, file_counts)
+        logged_as = _log_rows(every_file, listed, file_counts)
+        _write_batch(spark, store, ingest.app_id, plan, labelled, quarantine, logged_as)
         timer.rows = counts.bronze_rows
     for frame in (labelled, bad_lines):
         if frame is not None:
@@ -277,7 +308,69 @@ def _inspect_batch(
 def _empty_file(path: str) -> dict:
     """The inspection row of a zero-byte drop: not an error, and recorded, so it is never planned
     again (Spark's file readers skip zero-byte files, so no inspection row would come back)."""
-    return {"path": path, "reason": None, "detail": "empty file (0 bytes)", "header": None, "lines": 0}
+    return {
+        "path": path,
+        "reason": None,
+        "detail": "empty file (0 bytes)",
+        "header": None,
+        "lines": 0,
+        "extra_columns": None,
+        "sha256": hashlib.sha256(b"").hexdigest(),
+    }
+
+
+def _logged_files(store: TableStore) -> dict[str, LoggedFile]:
+    """The file log's newest row per path; a log written before it kept file versions is upgraded
+    once (its rows gain null size, time and hash, so none of its files is read again)."""
+    if not store.exists(INGEST_FILES):
+        return {}
+    log = store.read(INGEST_FILES)
+    if set(VERSION_COLUMNS) - set(log.columns):
+        added = list(VERSION_COLUMNS)
+        LOG.warning("[ingest] %s: adding the columns %s (null in the rows before)", INGEST_FILES, added)
+        store.overwrite(with_version_columns(log), INGEST_FILES)
+        log = store.read(INGEST_FILES)
+    return latest_logged(log)
+
+
+def _sort_out_redrops(
+    inspected: list[dict], listed: list[RawFile], logged: dict[str, LoggedFile], mode: str
+) -> tuple[list[dict], list[dict]]:
+    """Files to read, and re-dropped files whose bytes are those already read (logged, not read).
+
+    A re-drop with other bytes is read again (its rows already in bronze count as duplicates) or,
+    with ``ingest.changed_files: quarantine``, quarantined whole. Either way its detail says so.
+    """
+    by_path = {f.path: f for f in listed}
+    to_read, unchanged = [], []
+    for file in inspected:
+        before = logged.get(file["path"])
+        if before is None:
+            to_read.append(file)
+            continue
+        change = describe_change(by_path[file["path"]], before)
+        if before.sha256 is not None and file["sha256"] == before.sha256:
+            detail = f"{change}; same bytes as batch {before.batch_id}: not read again"
+            unchanged.append({**file, "reason": None, "detail": detail, "lines": 0, "extra_columns": None})
+        elif mode == "quarantine":
+            detail = f"{change}; quarantined whole (ingest.changed_files: quarantine)"
+            to_read.append({**file, "reason": Reason.CHANGED, "detail": detail})
+        else:
+            detail = f"{change}; read again (rows already in bronze are duplicates)"
+            to_read.append({**file, "detail": detail})
+    for file in [*to_read, *unchanged]:
+        if file["path"] in logged:
+            LOG.warning("[ingest] re-drop %s: %s", file["path"], file["detail"])
+    return to_read, unchanged
+
+
+def _ignored_columns(good: list[dict]) -> dict[str, int]:
+    """Columns of the good files that the contract does not know, with the number of files."""
+    files_with: dict[str, int] = {}
+    for file in good:
+        for column in json.loads(file["extra_columns"] or "[]"):
+            files_with[column] = files_with.get(column, 0) + 1
+    return files_with
 
 
 def _label_good_files(
@@ -321,8 +414,7 @@ def _write_batch(
     plan: BatchPlan,
     labelled: DataFrame | None,
     quarantine: DataFrame | None,
-    inspected: list[dict],
-    file_counts: list[dict],
+    log_rows: list[dict],
 ) -> None:
     """Quarantine, then bronze, then the file log (the batch's completion mark), each exactly once."""
     if quarantine is not None:
@@ -331,7 +423,7 @@ def _write_batch(
         good = labelled.filter(F.col("status") == STATUS_BRONZE)
         bronze = to_bronze(good, plan.ingested_at, plan.batch_id).repartition("event_date")  # a file a day
         store.append(bronze, EVENTS, partition_by=["event_date"], app_id=app_id, batch_id=plan.batch_id)
-    log = _file_log(spark, plan, inspected, file_counts)
+    log = _file_log(spark, plan, log_rows)
     store.append(log, INGEST_FILES, app_id=app_id, batch_id=plan.batch_id)
 
 
@@ -370,9 +462,10 @@ def _bronze_ids_on_dates(store: TableStore, version: int, classified: DataFrame)
 
 
 def _plan_batch(
-    spark: SparkSession, store: TableStore, listed: list[str], app_id: str, now: dt.datetime | None
+    spark: SparkSession, store: TableStore, to_read: list[str], app_id: str, now: dt.datetime | None
 ) -> BatchPlan | None:
-    """Resume the last batch if it never completed; otherwise record a new batch of unseen files."""
+    """Resume the last batch if it never completed; otherwise record a new batch of ``to_read``
+    (the new and changed files)."""
     last_planned = None
     if store.exists(INGEST_BATCHES):
         batches = store.read(INGEST_BATCHES)
@@ -383,15 +476,11 @@ def _plan_batch(
             return BatchPlan(
                 row["batch_id"], list(row["files"]), row["ingested_at"], row["bronze_version"], True
             )
-    seen: set[str] = set()
-    if store.exists(INGEST_FILES):
-        seen = {row["path"] for row in store.read(INGEST_FILES).select("path").collect()}  # one row per file
-    new = [path for path in listed if path not in seen]
-    if not new:
+    if not to_read:
         return None
     plan = BatchPlan(
         batch_id=0 if last_planned is None else last_planned + 1,
-        files=new,
+        files=to_read,
         ingested_at=(now or dt.datetime.now(dt.UTC)).replace(tzinfo=None, microsecond=0),
         bronze_version=store.version(EVENTS) if store.exists(EVENTS) else -1,
     )
@@ -403,28 +492,49 @@ def _plan_batch(
     return plan
 
 
-def _file_log(spark: SparkSession, plan: BatchPlan, inspected: list[dict], counts: list[dict]) -> DataFrame:
-    """``bronze.ingest_files``: one row per file of the batch; a path here is never ingested again."""
+def _log_rows(inspected: list[dict], listed: list[RawFile], counts: list[dict]) -> list[dict]:
+    """Each file of the batch as the file log keeps it: inspection, version (size, time, hash), and
+    where its rows went. A file listed no more (deleted since a resumed batch was planned) keeps
+    null size and time."""
     by_file = {c["source_file"]: c for c in counts}
     nothing = {"input_rows": 0, "bronze_rows": 0, "quarantine_rows": 0, "duplicate_rows": 0}
+    sizes = {f.path: f for f in listed}
     rows = []
     for file in inspected:
-        c = by_file.get(file["path"], nothing)
+        version = sizes.get(file["path"])
+        ignored = file["extra_columns"] and f"columns not in the contract, ignored: {file['extra_columns']}"
         rows.append(
-            (
-                plan.batch_id,
-                file["path"],
-                file["reason"],
-                file["detail"],
-                plan.ingested_at,
-                c["input_rows"],
-                c["bronze_rows"],
-                c["quarantine_rows"],
-                c["duplicate_rows"],
-            )
+            {
+                **file,
+                **by_file.get(file["path"], nothing),
+                "detail": "; ".join(part for part in (file["detail"], ignored) if part) or None,
+                "size": version.size if version else None,
+                "modified_ms": version.modified_ms if version else None,
+            }
         )
-    schema = (
-        "batch_id long, path string, file_reason string, detail string, ingested_at timestamp, "
-        "input_rows long, bronze_rows long, quarantine_rows long, duplicate_rows long"
+    return rows
+
+
+def _file_log(spark: SparkSession, plan: BatchPlan, log_rows: list[dict]) -> DataFrame:
+    """``bronze.ingest_files``: one row per file of the batch; a path is read again only when its
+    size or modification time change (a re-drop)."""
+    columns = (
+        "path",
+        "reason",
+        "detail",
+        "input_rows",
+        "bronze_rows",
+        "quarantine_rows",
+        "duplicate_rows",
+        "size",
+        "modified_ms",
+        "sha256",
     )
-    return spark.createDataFrame(rows, schema).coalesce(1)  # one small file per batch
+    rows = [(plan.batch_id, plan.ingested_at, *(row[c] for c in columns)) for row in log_rows]
+    schema = (
+        "batch_id long, ingested_at timestamp, path string, file_reason string, detail string, "
+        "input_rows long, bronze_rows long, quarantine_rows long, duplicate_rows long, "
+        "size long, modified_ms long, sha256 string"
+    )
+    logged = spark.createDataFrame(rows, schema).coalesce(1)  # one small file per batch
+    return logged.select(*FILE_LOG_COLUMNS)
