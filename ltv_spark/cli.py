@@ -1,5 +1,5 @@
 """The ``ltv`` command: generate, ingest, ingest-cdnow, sessions, features, training-set, train, score,
-evaluate, learning-curve, refresh, retrain, promote, register, stream, demo.
+evaluate, learning-curve, refresh, retrain, promote, register, stream, vacuum, demo.
 
 Each command parses its flags into config overrides, builds the session and table store, calls one
 pipeline function and prints a one-screen summary. ``jobs/*.py`` are the same commands for
@@ -41,6 +41,7 @@ from ltv_spark.pipeline.refresh import REFRESH_RUNS, RefreshFailed, refresh, ref
 from ltv_spark.pipeline.scoring import PREDICTIONS, day_after_data, score_as_of
 from ltv_spark.pipeline.streaming import start_stream
 from ltv_spark.pipeline.training import register_existing, train_model
+from ltv_spark.pipeline.vacuum import vacuum_warehouse
 from ltv_spark.progress import StageClock, configure_logging, summary
 from ltv_spark.registry import CHALLENGER, CHAMPION, ModelNotFound, promote
 from ltv_spark.session import build_spark
@@ -213,6 +214,13 @@ def run_stream(args: argparse.Namespace, config: Config, spark, store: TableStor
     return 0
 
 
+def run_vacuum(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    retention = args.retention_hours
+    result = vacuum_warehouse(store, config.tables.vacuum_retention_hours if retention is None else retention)
+    print(summary(f"ltv vacuum: {config.tables.root}", result.lines()))
+    return 0
+
+
 def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
     """The whole pipeline on the embedded default world (what ``make demo`` runs)."""
     clock = StageClock()
@@ -291,6 +299,7 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "promote": run_promote,
     "register": run_register,
     "stream": run_stream,
+    "vacuum": run_vacuum,
     "demo": run_demo,
 }
 
@@ -432,6 +441,11 @@ def _parser() -> argparse.ArgumentParser:
 
     stream = commands.add_parser("stream", parents=[common], help="re-score users as their events land")
     stream.add_argument("--available-now", action="store_true", help="process what has landed, then stop")
+
+    vacuum = commands.add_parser(
+        "vacuum", parents=[common], help="delete files no table version needs (orphans of killed jobs too)"
+    )
+    vacuum.add_argument("--retention-hours", type=int, help="default: tables.vacuum_retention_hours")
 
     demo = commands.add_parser("demo", parents=[common], help="generate + ingest the default world")
     demo.add_argument("--overwrite", action="store_true")

@@ -46,6 +46,7 @@ class TablesConfig:
     root: str = "data/warehouse"  # folder (or URI) holding one folder per table
     catalog: str | None = None  # Databricks Unity Catalog: tables become catalog.schema.table
     staging_dir: str = "_staging"  # under each table root: Spark's files before they are committed
+    vacuum_retention_hours: int = 168  # ltv vacuum: files no version of the last 7 days needs go
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -84,6 +85,13 @@ def it_reads_a_partitioned_table_outside_spark_as_spark_reads_it(spark, store):
     ]
     assert read_arrow(store.location("gold.l")).schema.field("cutoff").type == "date32[day]"
     assert sorted(read_pandas(store.location("gold.l"), version=0)["user_id"]) == ["u1", "u2"]
+
+
+def it_lists_the_tables_of_its_warehouse(spark, store):
+    assert store.tables() == []
+    for name in ("t.x", "s.y", "s.a"):
+        store.append(frame(spark, ROWS), name)
+    assert store.tables() == ["s.a", "s.y", "t.x"]
 
 
 def it_reads_a_missing_table_as_a_clear_error(store):
@@ -195,9 +203,12 @@ def it_shares_tables_between_the_engines(spark, tmp_path, writer, reader):
     assert DeltaTable(first.location("t.x")).metadata().partition_columns == ["d"]
 
 
-def it_leaves_the_table_unchanged_when_killed_between_files_and_commit(spark, store, engine, tmp_path):
+def it_leaves_the_table_unchanged_when_killed_between_files_and_commit_and_vacuums_the_orphans(
+    spark, store, engine, tmp_path
+):
     """A real SIGKILL of driver and JVM while the write's last task runs: earlier tasks' files are
-    on disk (Delta's JVM writer puts them straight into the table), no commit names them."""
+    on disk (Delta's JVM writer puts them straight into the table), no commit names them. VACUUM
+    then deletes those orphans once they are older than the retention, and never a live file."""
     store.append(frame(spark, ROWS), "t.x")
     script = textwrap.dedent(
         f"""
@@ -230,6 +241,21 @@ def it_leaves_the_table_unchanged_when_killed_between_files_and_commit(spark, st
     committed = {Path(p).name for p in committed_files(str(table_dir))}
     assert len(on_disk - committed) >= 1  # the killed job's first file is there ...
     assert store.version("t.x") == 0  # ... but no commit names it
+    assert_df_equality(store.read("t.x"), frame(spark, ROWS), ignore_row_order=True, ignore_nullable=True)
+    assert_vacuum_deletes_only_old_orphans(spark, store, table_dir, on_disk - committed)
+
+
+def assert_vacuum_deletes_only_old_orphans(spark, store, table_dir: Path, orphans: set[str]) -> None:
+    """Young orphans are kept (a running write's files look the same); aged ones go, live ones stay."""
+    assert store.vacuum("t.x", retention_hours=1) == 0
+    two_hours_ago = time.time() - 2 * 3600
+    data_files = [p for p in table_dir.rglob("*") if p.is_file() and "_delta_log" not in p.parts]
+    for path in data_files:  # live files as old as the orphans: still kept
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    deleted = store.vacuum("t.x", retention_hours=1)
+    assert len(orphans) <= deleted <= sum(not p.exists() for p in data_files)  # Hadoop's .crc go along
+    left = {p.name for p in table_dir.rglob("*.parquet")}
+    assert not left & orphans and {Path(p).name for p in committed_files(str(table_dir))} <= left
     assert_df_equality(store.read("t.x"), frame(spark, ROWS), ignore_row_order=True, ignore_nullable=True)
 
 
@@ -293,6 +319,11 @@ def it_leaves_the_table_unchanged_when_killed_after_moving_files_into_it(spark, 
     assert len(on_disk - committed) >= 1  # the killed job's files are there ...
     assert store.version("t.x") == 0  # ... but no commit names them
     assert_df_equality(store.read("t.x"), frame(spark, ROWS), ignore_row_order=True, ignore_nullable=True)
+    staged = table_dir / "_staging" / "0f1e" / "d=2024-01-09" / "part-00000.parquet"  # killed mid-write
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"PAR1 cut")
+    assert_vacuum_deletes_only_old_orphans(spark, store, table_dir, {*(on_disk - committed), staged.name})
+    assert not (table_dir / "_staging" / "0f1e").exists()
 
 
 def committed_files(location: str) -> list[str]:

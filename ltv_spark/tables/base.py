@@ -91,6 +91,17 @@ class TableStore(Protocol):
     def committed_batch(self, name: str, app_id: str) -> int | None:
         """The last batch id committed by ``app_id`` (None if none)."""
 
+    def tables(self) -> list[str]:
+        """Every Delta table of the warehouse, by logical name, sorted."""
+
+    def vacuum(self, name: str, retention_hours: int) -> int:
+        """Delete the table's files that no version younger than ``retention_hours`` needs, and the
+        files of writes that never committed (a killed job's) older than that; how many went.
+
+        A file the latest version reads is never deleted. Time travel to a version older than the
+        retention stops working, as with Delta's own VACUUM.
+        """
+
 
 def split_name(name: str) -> tuple[str, str]:
     """``bronze.events`` -> ("bronze", "events"); anything else is refused."""

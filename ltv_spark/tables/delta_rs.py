@@ -91,6 +91,46 @@ class DeltaRsStore:
             return None
         return self._open(name).transaction_version(app_id)
 
+    def tables(self) -> list[str]:
+        if not self._root.is_dir():
+            return []
+        return sorted(
+            f"{schema.name}.{table.name}"
+            for schema in self._root.iterdir()
+            if schema.is_dir()
+            for table in schema.iterdir()
+            if (table / "_delta_log").is_dir()
+        )
+
+    # ---------------------------------------------------------------- clean
+    def vacuum(self, name: str, retention_hours: int) -> int:
+        """delta-rs's full VACUUM (also the files moved in by a write that never committed), then the
+        staging folders of Spark writes killed before their files were moved."""
+        table = self._open_for_write(name)
+        deleted = table.vacuum(
+            retention_hours=retention_hours,
+            dry_run=False,
+            enforce_retention_duration=False,
+            full=True,
+            commit_properties=_properties("VACUUM", {"retention_hours": retention_hours}),
+        )
+        return len(deleted) + self._remove_stale_staging(name, retention_hours)
+
+    def _remove_stale_staging(self, name: str, retention_hours: int) -> int:
+        """Staging folders (``_staging/<uuid>``) last written before the retention: a live write's
+        folder is younger, since it is removed as soon as its files are in the table."""
+        staging = Path(self.location(name)) / self._staging_dir
+        if not staging.is_dir():
+            return 0
+        oldest_kept = time.time() - retention_hours * 3600
+        removed = 0
+        for folder in staging.iterdir():
+            files = [f for f in folder.rglob("*") if f.is_file()]
+            if max((f.stat().st_mtime for f in files), default=folder.stat().st_mtime) < oldest_kept:
+                shutil.rmtree(folder)
+                removed += len(files)
+        return removed
+
     # ---------------------------------------------------------------- read
     def read(self, name: str, version: int | None = None) -> DataFrame:
         table = self._open(name, version)

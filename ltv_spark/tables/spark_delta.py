@@ -134,6 +134,52 @@ class SparkDeltaStore:
         committed = log.update(False, _none(self._spark), _none(self._spark)).transactions().get(app_id)
         return int(committed.get()) if committed.isDefined() else None
 
+    def tables(self) -> list[str]:
+        if self._catalog:
+            return self._catalog_tables()
+        jvm = self._spark._jvm
+        root = jvm.org.apache.hadoop.fs.Path(self._root)
+        fs = root.getFileSystem(self._spark._jsc.hadoopConfiguration())
+        if not fs.exists(root):
+            return []
+        names = []
+        for schema in fs.listStatus(root):
+            if not schema.isDirectory():
+                continue
+            for table in fs.listStatus(schema.getPath()):
+                if fs.exists(jvm.org.apache.hadoop.fs.Path(table.getPath(), "_delta_log")):
+                    names.append(f"{schema.getPath().getName()}.{table.getPath().getName()}")
+        return sorted(names)
+
+    def _catalog_tables(self) -> list[str]:
+        """The Delta tables of the catalog's schemas (the session catalog's databases)."""
+        prefix = "" if self._catalog == SESSION_CATALOG else f"{self._catalog}."
+        names = []
+        for schema in self._spark.sql(f"SHOW SCHEMAS IN {self._catalog}").collect():
+            for table in self._spark.sql(f"SHOW TABLES IN {prefix}{schema[0]}").collect():
+                if not table["isTemporary"] and self._delta_table.isDeltaTable(
+                    self._spark, self._path(f"{schema[0]}.{table['tableName']}")
+                ):
+                    names.append(f"{schema[0]}.{table['tableName']}")
+        return sorted(names)
+
+    # ---------------------------------------------------------------- clean
+    def vacuum(self, name: str, retention_hours: int) -> int:
+        """Delta's VACUUM, counted by its dry run first; its retention check is lifted for the call
+        (it refuses under 168 hours), since the retention is the caller's decision."""
+        target = self.location(name) if self._catalog else f"delta.`{self.location(name)}`"
+        check = "spark.databricks.delta.retentionDurationCheck.enabled"
+        previous = self._spark.conf.get(check, "true")
+        self._spark.conf.set(check, "false")
+        try:
+            retain = f"RETAIN {int(retention_hours)} HOURS"
+            deleted = self._spark.sql(f"VACUUM {target} {retain} DRY RUN").count()
+            if deleted:
+                self._spark.sql(f"VACUUM {target} {retain}").collect()
+            return deleted
+        finally:
+            self._spark.conf.set(check, previous)
+
     # ---------------------------------------------------------------- read
     def read(self, name: str, version: int | None = None) -> DataFrame:
         if not self.exists(name):
