@@ -1,5 +1,5 @@
 """The ``ltv`` command: generate, ingest, ingest-cdnow, sessions, features, training-set, train, score,
-evaluate, learning-curve, refresh, retrain, promote, register, stream, vacuum, demo.
+evaluate, learning-curve, refresh, retrain, promote, register, stream, forget, vacuum, demo.
 
 Each command parses its flags into config overrides, builds the session and table store, calls one
 pipeline function and prints a one-screen summary. ``jobs/*.py`` are the same commands for
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ltv_spark.config import Config, ConfigError, load_config
 from ltv_spark.dataset import plan_cutoffs
@@ -36,6 +38,7 @@ from ltv_spark.pipeline import (
     ingest_raw,
 )
 from ltv_spark.pipeline.evaluation import DATA, evaluate
+from ltv_spark.pipeline.forget import FORGET_AUDIT, forget_users
 from ltv_spark.pipeline.learning_curve import learning_curve
 from ltv_spark.pipeline.refresh import REFRESH_RUNS, RefreshFailed, refresh, refresh_range, retrain
 from ltv_spark.pipeline.scoring import PREDICTIONS, day_after_data, score_as_of
@@ -214,6 +217,30 @@ def run_stream(args: argparse.Namespace, config: Config, spark, store: TableStor
     return 0
 
 
+def run_forget(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
+    users = list(args.user)
+    if args.users_file:
+        users += Path(args.users_file).read_text().splitlines()
+    retention = config.tables.vacuum_retention_hours if args.retention_hours is None else args.retention_hours
+    try:
+        requested_by = args.requested_by or _os_user()
+        result = forget_users(
+            spark, store, users, requested_by, retention, lease_minutes=config.refresh.lease_minutes
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(summary("ltv forget", [*result.lines(), *_where(store, FORGET_AUDIT)]))
+    return 0
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user without a name
+        return "unknown"
+
+
 def run_vacuum(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
     retention = args.retention_hours
     result = vacuum_warehouse(store, config.tables.vacuum_retention_hours if retention is None else retention)
@@ -299,6 +326,7 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "promote": run_promote,
     "register": run_register,
     "stream": run_stream,
+    "forget": run_forget,
     "vacuum": run_vacuum,
     "demo": run_demo,
 }
@@ -441,6 +469,16 @@ def _parser() -> argparse.ArgumentParser:
 
     stream = commands.add_parser("stream", parents=[common], help="re-score users as their events land")
     stream.add_argument("--available-now", action="store_true", help="process what has landed, then stop")
+
+    forget = commands.add_parser(
+        "forget", parents=[common], help="delete customers' rows from every table, on their request"
+    )
+    forget.add_argument("--user", action="append", default=[], help="a user id (repeat for more)")
+    forget.add_argument("--users-file", help="a text file of user ids, one per line")
+    forget.add_argument("--requested-by", help="who asked, for the audit (default: the OS user)")
+    forget.add_argument(
+        "--retention-hours", type=int, help="old files go after this (default tables.vacuum_retention_hours)"
+    )
 
     vacuum = commands.add_parser(
         "vacuum", parents=[common], help="delete files no table version needs (orphans of killed jobs too)"

@@ -68,9 +68,9 @@ def describe_change(file: RawFile, logged: LoggedFile) -> str:
     return f"changed since batch {logged.batch_id} ({', '.join(parts)})"
 
 
-def with_version_columns(file_log: DataFrame) -> DataFrame:
-    """An older file log with the version columns added as nulls (the upgrade of an old table)."""
-    for column, kind in VERSION_COLUMNS.items():
+def with_columns(file_log: DataFrame, columns: dict[str, str]) -> DataFrame:
+    """An older file log with ``columns`` (name -> type) added as nulls (an old table's upgrade)."""
+    for column, kind in columns.items():
         if column not in file_log.columns:
             file_log = file_log.withColumn(column, F.lit(None).cast(kind))
     return file_log

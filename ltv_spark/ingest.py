@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 STATUS_BRONZE = "bronze"
 STATUS_QUARANTINE = "quarantine"
 STATUS_DUPLICATE = "duplicate"
+STATUS_FORGOTTEN = "forgotten"  # a customer who asked to be forgotten (ltv forget): counted, not kept
 SHOWN_FILES = 20  # skipped or re-dropped files named in a run's summary
 # Among rows sharing an event_id the earliest wins; the other columns only break exact ties.
 _KEEP_ORDER = (
@@ -27,8 +28,11 @@ _KEEP_ORDER = (
 )
 
 
-def label_rows(classified: DataFrame, existing_event_ids: DataFrame | None = None) -> DataFrame:
-    """Add ``status``: quarantine (broke the contract), duplicate (event_id seen before), or bronze.
+def label_rows(
+    classified: DataFrame, existing_event_ids: DataFrame | None = None, forgotten: Column | None = None
+) -> DataFrame:
+    """Add ``status``: forgotten (the row names a customer in ``forgotten``), quarantine (broke the
+    contract), duplicate (event_id seen before), or bronze.
 
     An event_id counts as seen when it is already in bronze (``existing_event_ids``) or when an
     earlier row of the same batch carries it.
@@ -46,11 +50,13 @@ def label_rows(classified: DataFrame, existing_event_ids: DataFrame | None = Non
         .when(F.coalesce(F.col("_seen"), F.lit(False)) | (F.col("_rank") > 1), F.lit(STATUS_DUPLICATE))
         .otherwise(F.lit(STATUS_BRONZE))
     )
+    if forgotten is not None:
+        status = F.when(forgotten, F.lit(STATUS_FORGOTTEN)).otherwise(status)
     return ranked.withColumn("status", status).drop("_rank", "_seen")
 
 
 def count_by_file(labelled: DataFrame) -> DataFrame:
-    """One row per source file: input, bronze, quarantine and duplicate row counts."""
+    """One row per source file: input, bronze, quarantine, duplicate and forgotten row counts."""
 
     def rows_with(status: str) -> F.Column:
         return F.sum(F.when(F.col("status") == status, 1).otherwise(0)).cast("long").alias(f"{status}_rows")
@@ -60,12 +66,17 @@ def count_by_file(labelled: DataFrame) -> DataFrame:
         rows_with(STATUS_BRONZE),
         rows_with(STATUS_QUARANTINE),
         rows_with(STATUS_DUPLICATE),
+        rows_with(STATUS_FORGOTTEN),
     )
 
 
 @dataclass
 class IngestCounts:
-    """Where the input rows of one ingest run went. ``input == bronze + quarantine + duplicates``."""
+    """Where the input rows of one ingest run went.
+
+    ``input == bronze + quarantine + duplicates + forgotten``; skipped files are not read, so their
+    rows are in none of these: they are listed by name.
+    """
 
     files: int = 0
     files_quarantined: int = 0
@@ -74,6 +85,7 @@ class IngestCounts:
     bronze_rows: int = 0
     quarantine_rows: int = 0
     duplicate_rows: int = 0
+    forgotten_rows: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     skipped_files: list[str] = field(default_factory=list)  # beside the drops, not of the format
     changed_files: list[str] = field(default_factory=list)  # "path: what changed, what was done"
@@ -81,13 +93,15 @@ class IngestCounts:
 
     @property
     def balanced(self) -> bool:
-        return self.input_rows == self.bronze_rows + self.quarantine_rows + self.duplicate_rows
+        kept_apart = self.quarantine_rows + self.duplicate_rows + self.forgotten_rows
+        return self.input_rows == self.bronze_rows + kept_apart
 
     def add_file(self, counts: dict) -> None:
         self.input_rows += counts["input_rows"]
         self.bronze_rows += counts["bronze_rows"]
         self.quarantine_rows += counts["quarantine_rows"]
         self.duplicate_rows += counts["duplicate_rows"]
+        self.forgotten_rows += counts["forgotten_rows"]
 
     def lines(self) -> list[str]:
         check = "adds up" if self.balanced else "DOES NOT ADD UP"
@@ -98,7 +112,8 @@ class IngestCounts:
             f"bronze         {self.bronze_rows:>12,}",
             f"quarantine     {self.quarantine_rows:>12,}",
             f"duplicates     {self.duplicate_rows:>12,}",
-            f"input = bronze + quarantine + duplicates: {check}",
+            f"forgotten      {self.forgotten_rows:>12,}  (customers deleted on request: not kept)",
+            f"input = bronze + quarantine + duplicates + forgotten: {check}",
         ]
         lines += [f"  quarantined {reason:<22} {n:>10,}" for reason, n in sorted(self.reasons.items())]
         lines += [

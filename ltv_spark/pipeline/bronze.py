@@ -26,8 +26,9 @@ from ltv_spark.file_log import (
     describe_change,
     files_to_read,
     latest_logged,
-    with_version_columns,
+    with_columns,
 )
+from ltv_spark.forget import SUPPRESSION_LIST, names_hashed_users
 from ltv_spark.frames import union_all
 from ltv_spark.ingest import STATUS_BRONZE, STATUS_QUARANTINE, IngestCounts, count_by_file, label_rows
 from ltv_spark.progress import LOG, stage
@@ -64,7 +65,9 @@ FILE_LOG_COLUMNS = (  # bronze.ingest_files, in the order of the table (older lo
     "size",
     "modified_ms",
     "sha256",
+    "forgotten_rows",
 )
+ADDED_LOG_COLUMNS = {**VERSION_COLUMNS, "forgotten_rows": "long"}  # null in an older log's rows
 CDNOW_APP_ID = "ltv_spark.cdnow"
 
 
@@ -252,11 +255,16 @@ def ingest_raw(
     for file in bad:
         LOG.warning("[ingest] quarantining %s whole: %s (%s)", file["path"], file["reason"], file["detail"])
 
-    labelled = _label_good_files(spark, store, plan, ingest, good)
+    forgotten = _forgotten_hashes(store)
+    labelled = _label_good_files(spark, store, plan, ingest, good, forgotten)
     bad_lines = read_bad_files(spark, bad)
     if bad_lines is not None:
-        bad_lines = to_quarantine(bad_lines, plan.ingested_at, plan.batch_id).persist()
+        naming = names_hashed_users(F.lit(None), F.col("raw"), forgotten) if forgotten else F.lit(False)
+        bad_lines = to_quarantine(bad_lines, plan.ingested_at, plan.batch_id).withColumn("_forgotten", naming)
+        bad_lines = bad_lines.persist()
     file_counts = _count_files(labelled, bad_lines)
+    if bad_lines is not None:
+        bad_lines = bad_lines.filter(~F.col("_forgotten")).drop("_forgotten")
     rejected = [bad_lines] if bad_lines is not None else []
     if labelled is not None:
         broken = labelled.filter(F.col("status") == STATUS_QUARANTINE)
@@ -325,10 +333,10 @@ def _logged_files(store: TableStore) -> dict[str, LoggedFile]:
     if not store.exists(INGEST_FILES):
         return {}
     log = store.read(INGEST_FILES)
-    if set(VERSION_COLUMNS) - set(log.columns):
-        added = list(VERSION_COLUMNS)
-        LOG.warning("[ingest] %s: adding the columns %s (null in the rows before)", INGEST_FILES, added)
-        store.overwrite(with_version_columns(log), INGEST_FILES)
+    missing = {c: kind for c, kind in ADDED_LOG_COLUMNS.items() if c not in log.columns}
+    if missing:
+        LOG.warning("[ingest] %s: adding columns %s (null in the rows before)", INGEST_FILES, list(missing))
+        store.overwrite(with_columns(log, missing), INGEST_FILES)
         log = store.read(INGEST_FILES)
     return latest_logged(log)
 
@@ -374,9 +382,15 @@ def _ignored_columns(good: list[dict]) -> dict[str, int]:
 
 
 def _label_good_files(
-    spark: SparkSession, store: TableStore, plan: BatchPlan, ingest: IngestConfig, good: list[dict]
+    spark: SparkSession,
+    store: TableStore,
+    plan: BatchPlan,
+    ingest: IngestConfig,
+    good: list[dict],
+    forgotten: list[str],
 ) -> DataFrame | None:
-    """Rows of the files that passed inspection, each with its ``status`` (persisted: read 3 times)."""
+    """Rows of the files that passed inspection, each with its ``status`` (persisted: read 3 times);
+    a row naming a customer of the suppression list (``forgotten``, hashed ids) is not kept."""
     raw = read_good_files(spark, good, ingest.format)
     if raw is None:
         return None
@@ -384,27 +398,43 @@ def _label_good_files(
     min_time = dt.datetime.combine(ingest.min_event_time, dt.time())
     classified = classify_events(raw, min_time, max_time).persist(StorageLevel.MEMORY_AND_DISK)
     existing = _bronze_ids_on_dates(store, plan.bronze_version, classified)
-    labelled = label_rows(classified, existing).persist(StorageLevel.MEMORY_AND_DISK)
+    naming = names_hashed_users(F.col("user_id"), F.col("raw"), forgotten) if forgotten else None
+    labelled = label_rows(classified, existing, naming).persist(StorageLevel.MEMORY_AND_DISK)
     labelled.count()  # materialize before letting go of the classified rows
     classified.unpersist()
     return labelled
 
 
 def _count_files(labelled: DataFrame | None, bad_lines: DataFrame | None) -> list[dict]:
-    """Per source file: input, bronze, quarantine and duplicate rows (one small row per file)."""
+    """Per source file: input, bronze, quarantine, duplicate and forgotten rows (a small row per file).
+
+    ``bad_lines``: the lines of files quarantined whole, with ``_forgotten`` (lines naming a
+    forgotten customer, not kept).
+    """
     counts = [row.asDict() for row in count_by_file(labelled).collect()] if labelled is not None else []
     if bad_lines is not None:
-        for row in bad_lines.groupBy("source_file").agg(F.count(F.lit(1)).alias("n")).collect():
+        forgotten = F.sum(F.col("_forgotten").cast("long"))
+        per_file = bad_lines.groupBy("source_file").agg(F.count(F.lit(1)).alias("n"), forgotten.alias("f"))
+        for row in per_file.collect():
             counts.append(
                 {
                     "source_file": row["source_file"],
                     "input_rows": row["n"],
                     "bronze_rows": 0,
-                    "quarantine_rows": row["n"],
+                    "quarantine_rows": row["n"] - row["f"],
                     "duplicate_rows": 0,
+                    "forgotten_rows": row["f"],
                 }
             )
     return counts
+
+
+def _forgotten_hashes(store: TableStore) -> list[str]:
+    """The suppression list: hashed ids of the customers deleted on request (``ltv forget``); one
+    row per such customer reaches the driver."""
+    if not store.exists(SUPPRESSION_LIST):
+        return []
+    return [row[0] for row in store.read(SUPPRESSION_LIST).select("user_hash").distinct().collect()]
 
 
 def _write_batch(
@@ -497,7 +527,9 @@ def _log_rows(inspected: list[dict], listed: list[RawFile], counts: list[dict]) 
     where its rows went. A file listed no more (deleted since a resumed batch was planned) keeps
     null size and time."""
     by_file = {c["source_file"]: c for c in counts}
-    nothing = {"input_rows": 0, "bronze_rows": 0, "quarantine_rows": 0, "duplicate_rows": 0}
+    nothing = dict.fromkeys(
+        ("input_rows", "bronze_rows", "quarantine_rows", "duplicate_rows", "forgotten_rows"), 0
+    )
     sizes = {f.path: f for f in listed}
     rows = []
     for file in inspected:
@@ -529,12 +561,13 @@ def _file_log(spark: SparkSession, plan: BatchPlan, log_rows: list[dict]) -> Dat
         "size",
         "modified_ms",
         "sha256",
+        "forgotten_rows",
     )
     rows = [(plan.batch_id, plan.ingested_at, *(row[c] for c in columns)) for row in log_rows]
     schema = (
         "batch_id long, ingested_at timestamp, path string, file_reason string, detail string, "
         "input_rows long, bronze_rows long, quarantine_rows long, duplicate_rows long, "
-        "size long, modified_ms long, sha256 string"
+        "size long, modified_ms long, sha256 string, forgotten_rows long"
     )
     logged = spark.createDataFrame(rows, schema).coalesce(1)  # one small file per batch
     return logged.select(*FILE_LOG_COLUMNS)

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
@@ -90,6 +90,10 @@ class TableStore(Protocol):
 
     def committed_batch(self, name: str, app_id: str) -> int | None:
         """The last batch id committed by ``app_id`` (None if none)."""
+
+    def delete(self, name: str, condition: Column, description: str) -> int:
+        """Delete the rows where ``condition`` holds (null counts as false); how many. Commits a
+        version only when there are some. ``description`` goes in the commit, not the rows' values."""
 
     def tables(self) -> list[str]:
         """Every Delta table of the warehouse, by logical name, sorted."""

@@ -37,7 +37,8 @@ from deltalake.transaction import (
     Transaction,
     create_table_with_add_actions,
 )
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from ltv_spark.tables.base import (
@@ -228,6 +229,36 @@ class DeltaRsStore:
         )
         return self.version(name)
 
+    def delete(self, name: str, condition: Column, description: str) -> int:
+        """Rewrite, in Spark, only the files holding a matching row, without those rows (the engine
+        has no deletion vectors); one commit removes the old files and adds the new."""
+        table = self._open_for_write(name)
+        old_files = _add_actions(table, None)
+        by_path = {_local_path(f["uri"]): f for f in old_files}
+        rows = self._read_files(name, table, [f["uri"] for f in old_files])
+        matching = rows.filter(F.coalesce(condition, F.lit(False)))
+        hit = matching.groupBy(F.input_file_name().alias("file")).count().collect()  # a row per file
+        if not hit:
+            return 0
+        touched = [by_path[_local_path(row["file"])] for row in hit]
+        kept = self._read_files(name, table, [f["uri"] for f in touched])
+        kept = kept.filter(~F.coalesce(condition, F.lit(False)))
+        adds = self._write_files(kept, name, table.metadata().partition_columns)
+        removes = [
+            RemoveAction(f["path"], True, _now_ms(), f["size"], f["partition_values"]) for f in touched
+        ]
+        deleted = sum(row["count"] for row in hit)
+        self._commit(
+            name,
+            lambda: table.create_write_transaction(
+                [*removes, *adds],
+                mode="append",
+                schema=table.schema(),
+                commit_properties=_properties("DELETE", {"what": description, "rows": deleted}),
+            ),
+        )
+        return deleted
+
     # ---------------------------------------------------------------- internals
     def _open(self, name: str, version: int | None = None) -> DeltaTable:
         location = self.location(name)
@@ -348,6 +379,11 @@ def _add_actions(table: DeltaTable, touched: list[dict[str, str | None]] | None)
         uri = path if "://" in path else f"{root}/{path}"
         files.append({"path": path, "uri": uri, "size": actions["size_bytes"][i], "partition_values": values})
     return files
+
+
+def _local_path(uri: str) -> str:
+    """A file URI as Spark's input_file_name or delta-rs spell it -> one local path spelling."""
+    return urllib.parse.unquote(urllib.parse.urlparse(uri).path if "://" in uri else uri)
 
 
 def _arrow(table: Any) -> pa.Table:

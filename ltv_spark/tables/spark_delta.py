@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from delta import exceptions as delta_exceptions
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 from pyspark.sql.utils import AnalysisException
 
@@ -179,6 +180,15 @@ class SparkDeltaStore:
             return deleted
         finally:
             self._spark.conf.set(check, previous)
+
+    def delete(self, name: str, condition: Column, description: str) -> int:
+        """Delta's DELETE, after counting the rows (no count: no commit)."""
+        matches = F.coalesce(condition, F.lit(False))
+        deleted = self.read(name).filter(matches).count()
+        if deleted:
+            with self._commit_metadata(name, "DELETE", {"what": description, "rows": deleted}):
+                self._table(name).delete(matches)
+        return deleted
 
     # ---------------------------------------------------------------- read
     def read(self, name: str, version: int | None = None) -> DataFrame:
