@@ -36,7 +36,7 @@ print("\n".join(generate_world(spark, store, config.world).lines()))
 
 counts = ingest_raw(spark, store, config.ingest)
 print("\n".join(counts.lines()))
-assert counts.balanced, "input rows do not add up to bronze + quarantine + duplicates"
+assert counts.balanced, "input rows do not add up to bronze + quarantine + duplicates + forgotten"
 
 # COMMAND ----------
 

@@ -38,7 +38,7 @@ def it_generates_and_ingests_a_world_whose_counts_add_up(spark, tmp_path, capsys
     assert "already generated" in capsys.readouterr().out
     assert main(["ingest", "--raw-dir", str(raw), *common]) == 0
     out = capsys.readouterr().out
-    assert "input = bronze + quarantine + duplicates: adds up" in out
+    assert "input = bronze + quarantine + duplicates + forgotten: adds up" in out
     for name in (EVENTS, QUARANTINE, TRUTH):
         schema, table = name.split(".")
         assert DeltaTable(str(warehouse / schema / table)).version() >= 0

@@ -205,16 +205,22 @@ def redrop(path: Path, text: str, seconds_later: int = 60) -> None:
     os.utime(path, ns=(modified + seconds_later * 10**9, modified + seconds_later * 10**9))
 
 
-def file_log(store, name: str) -> list:
-    return store.read(INGEST_FILES).filter(F.col("path").endswith(name)).orderBy("batch_id").collect()
-
-
-def it_reads_a_redropped_file_again_adding_only_its_new_events(spark, store, tmp_path):
+def ingested_drop(spark, store, tmp_path) -> Path:
+    """A day's drop of two events, ingested as batch 0."""
     day = tmp_path / "raw" / "2025-06-01"
     day.mkdir(parents=True)
     drop = day / "part-00000.csv"
     drop.write_text(csv_text(GOOD[:2]))
     ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
+    return drop
+
+
+def file_log(store, name: str) -> list:
+    return store.read(INGEST_FILES).filter(F.col("path").endswith(name)).orderBy("batch_id").collect()
+
+
+def it_reads_a_redropped_file_again_adding_only_its_new_events(spark, store, tmp_path):
+    drop = ingested_drop(spark, store, tmp_path)
     redrop(drop, csv_text(GOOD[:3]))  # corrected: one event was missing
     again = ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
     assert (again.files, again.input_rows, again.bronze_rows, again.duplicate_rows) == (1, 3, 1, 2)
@@ -232,11 +238,7 @@ def it_reads_a_redropped_file_again_adding_only_its_new_events(spark, store, tmp
 
 
 def it_records_a_file_dropped_again_with_the_same_bytes_without_reading_it(spark, store, tmp_path):
-    day = tmp_path / "raw" / "2025-06-01"
-    day.mkdir(parents=True)
-    drop = day / "part-00000.csv"
-    drop.write_text(csv_text(GOOD[:2]))
-    ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
+    drop = ingested_drop(spark, store, tmp_path)
     redrop(drop, csv_text(GOOD[:2]))  # copied again: a new modification time, the same bytes
     again = ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
     assert (again.files, again.input_rows, again.files_empty) == (1, 0, 0)
@@ -247,11 +249,7 @@ def it_records_a_file_dropped_again_with_the_same_bytes_without_reading_it(spark
 
 
 def it_quarantines_a_redropped_file_whole_when_told_to(spark, store, tmp_path):
-    day = tmp_path / "raw" / "2025-06-01"
-    day.mkdir(parents=True)
-    drop = day / "part-00000.csv"
-    drop.write_text(csv_text(GOOD[:2]))
-    ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
+    drop = ingested_drop(spark, store, tmp_path)
     redrop(drop, csv_text(GOOD[:3]))
     strict = IngestConfig(raw_dir=str(tmp_path / "raw"), changed_files="quarantine")
     again = ingest_raw(spark, store, strict, now=NOW)
@@ -262,11 +260,7 @@ def it_quarantines_a_redropped_file_whole_when_told_to(spark, store, tmp_path):
 
 
 def it_gives_an_old_file_log_its_version_columns_without_reading_its_files_again(spark, store, tmp_path):
-    day = tmp_path / "raw" / "2025-06-01"
-    day.mkdir(parents=True)
-    drop = day / "part-00000.csv"
-    drop.write_text(csv_text(GOOD[:2]))
-    ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
+    drop = ingested_drop(spark, store, tmp_path)
     old_columns = [c for c in store.read(INGEST_FILES).columns if c not in ("size", "modified_ms", "sha256")]
     store.overwrite(store.read(INGEST_FILES).select(*old_columns), INGEST_FILES)  # as logs were
     redrop(drop, csv_text(GOOD[:3]))  # the old log cannot tell: nothing is read again

@@ -52,20 +52,10 @@ OBSERVABLE_CEILING = "world.observable_ceiling"
 CDNOW_EVENTS = "cdnow.events"
 CDNOW_QUARANTINE = "cdnow.quarantine"
 WORLD_MARKER = "_world.json"
-FILE_LOG_COLUMNS = (  # bronze.ingest_files, in the order of the table (older logs end at duplicate_rows)
-    "batch_id",
-    "path",
-    "file_reason",
-    "detail",
-    "ingested_at",
-    "input_rows",
-    "bronze_rows",
-    "quarantine_rows",
-    "duplicate_rows",
-    "size",
-    "modified_ms",
-    "sha256",
-    "forgotten_rows",
+FILE_LOG_SCHEMA = (  # bronze.ingest_files, in table order (a log older than re-drops ends at duplicate_rows)
+    "batch_id long, path string, file_reason string, detail string, ingested_at timestamp, "
+    "input_rows long, bronze_rows long, quarantine_rows long, duplicate_rows long, "
+    "size long, modified_ms long, sha256 string, forgotten_rows long"
 )
 ADDED_LOG_COLUMNS = {**VERSION_COLUMNS, "forgotten_rows": "long"}  # null in an older log's rows
 CDNOW_APP_ID = "ltv_spark.cdnow"
@@ -550,24 +540,7 @@ def _log_rows(inspected: list[dict], listed: list[RawFile], counts: list[dict]) 
 def _file_log(spark: SparkSession, plan: BatchPlan, log_rows: list[dict]) -> DataFrame:
     """``bronze.ingest_files``: one row per file of the batch; a path is read again only when its
     size or modification time change (a re-drop)."""
-    columns = (
-        "path",
-        "reason",
-        "detail",
-        "input_rows",
-        "bronze_rows",
-        "quarantine_rows",
-        "duplicate_rows",
-        "size",
-        "modified_ms",
-        "sha256",
-        "forgotten_rows",
-    )
-    rows = [(plan.batch_id, plan.ingested_at, *(row[c] for c in columns)) for row in log_rows]
-    schema = (
-        "batch_id long, ingested_at timestamp, path string, file_reason string, detail string, "
-        "input_rows long, bronze_rows long, quarantine_rows long, duplicate_rows long, "
-        "size long, modified_ms long, sha256 string, forgotten_rows long"
-    )
-    logged = spark.createDataFrame(rows, schema).coalesce(1)  # one small file per batch
-    return logged.select(*FILE_LOG_COLUMNS)
+    columns = [column.split()[0] for column in FILE_LOG_SCHEMA.split(", ")]
+    batch = {"batch_id": plan.batch_id, "ingested_at": plan.ingested_at}
+    rows = [tuple({**row, **batch, "file_reason": row["reason"]}[c] for c in columns) for row in log_rows]
+    return spark.createDataFrame(rows, FILE_LOG_SCHEMA).coalesce(1)  # one small file per batch

@@ -215,18 +215,7 @@ class DeltaRsStore:
         kept = target.join(df.select(*keys).distinct(), on=list(keys), how="left_anti")
         merged = kept.unionByName(df.select(*target.columns))
         adds = self._write_files(merged, name, partition_by)
-        removes = [
-            RemoveAction(f["path"], True, _now_ms(), f["size"], f["partition_values"]) for f in old_files
-        ]
-        self._commit(
-            name,
-            lambda: table.create_write_transaction(
-                [*removes, *adds],
-                mode="append",
-                schema=table.schema(),
-                commit_properties=_properties("MERGE", {"keys": list(keys)}),
-            ),
-        )
+        self._commit_rewrite(name, table, old_files, adds, "MERGE", {"keys": list(keys)})
         return self.version(name)
 
     def delete(self, name: str, condition: Column, description: str) -> int:
@@ -244,19 +233,8 @@ class DeltaRsStore:
         kept = self._read_files(name, table, [f["uri"] for f in touched])
         kept = kept.filter(~F.coalesce(condition, F.lit(False)))
         adds = self._write_files(kept, name, table.metadata().partition_columns)
-        removes = [
-            RemoveAction(f["path"], True, _now_ms(), f["size"], f["partition_values"]) for f in touched
-        ]
         deleted = sum(row["count"] for row in hit)
-        self._commit(
-            name,
-            lambda: table.create_write_transaction(
-                [*removes, *adds],
-                mode="append",
-                schema=table.schema(),
-                commit_properties=_properties("DELETE", {"what": description, "rows": deleted}),
-            ),
-        )
+        self._commit_rewrite(name, table, touched, adds, "DELETE", {"what": description, "rows": deleted})
         return deleted
 
     # ---------------------------------------------------------------- internals
@@ -311,6 +289,29 @@ class DeltaRsStore:
             ),
         )
         return self.version(name)
+
+    def _commit_rewrite(
+        self,
+        name: str,
+        table: DeltaTable,
+        old_files: list[dict[str, Any]],
+        adds: list[AddAction],
+        operation: str,
+        parameters: dict[str, Any],
+    ) -> None:
+        """One commit that replaces ``old_files`` by the files rewritten from them (merge, delete)."""
+        removes = [
+            RemoveAction(f["path"], True, _now_ms(), f["size"], f["partition_values"]) for f in old_files
+        ]
+        self._commit(
+            name,
+            lambda: table.create_write_transaction(
+                [*removes, *adds],
+                mode="append",
+                schema=table.schema(),
+                commit_properties=_properties(operation, parameters),
+            ),
+        )
 
     def _commit(self, name: str, commit: Callable[[], None]) -> None:
         call_before_commit(name)  # the files are in the table, the commit is next
