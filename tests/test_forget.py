@@ -14,6 +14,7 @@ from ltv_spark.forget import SUPPRESSION_LIST, names_users
 from ltv_spark.lease import LEASES
 from ltv_spark.pipeline import EVENTS, QUARANTINE, SESSIONS, build_sessions, ingest_raw
 from ltv_spark.pipeline.forget import FORGET_AUDIT, forget_users
+from ltv_spark.pipeline.streaming import STREAM_EVENTS, STREAM_QUARANTINE, score_micro_batch
 
 NOW = dt.datetime(2025, 6, 10, 12, 0)
 GONE, KEPT = "cust-4711", "cust-0815"
@@ -86,3 +87,14 @@ def it_deletes_a_customer_everywhere_removes_the_files_and_keeps_them_out_of_lat
     assert later.balanced and (later.input_rows, later.forgotten_rows, later.bronze_rows) == (2, 2, 0)
     assert store.read(EVENTS).filter(F.col("user_id") == GONE).count() == 0
     assert store.read(QUARANTINE).filter(F.col("raw").contains(GONE)).count() == 0
+
+
+def it_keeps_a_forgotten_customer_out_of_the_stream_tables(spark, config, store):
+    forget_users(spark, store, [GONE], "dpo@shop", retention_hours=0, now=NOW)  # before any data
+    (audit,) = store.read(FORGET_AUDIT).collect()  # no table could name him: he joined the list only
+    assert (audit["table_name"], audit["rows_deleted"], audit["users"]) == (None, 0, 1)
+    schema = ", ".join(f"{c} string" for c in RAW_COLUMNS) + ", _corrupt_record string, source_file string"
+    rows = [(*ROWS[0], None, "file:/d.csv"), (*[None] * len(RAW_COLUMNS), MALFORMED, "file:/d.csv")]
+    landed = score_micro_batch(spark, store, config, spark.createDataFrame(rows, schema), batch_id=0)
+    assert (landed.events, landed.quarantined, landed.forgotten) == (0, 0, 2)
+    assert store.read(STREAM_EVENTS).count() == 0 and store.read(STREAM_QUARANTINE).count() == 0

@@ -28,9 +28,10 @@ from ltv_spark.file_log import (
     latest_logged,
     with_columns,
 )
-from ltv_spark.forget import SUPPRESSION_LIST, names_hashed_users
+from ltv_spark.forget import names_hashed_users
 from ltv_spark.frames import union_all
 from ltv_spark.ingest import STATUS_BRONZE, STATUS_QUARANTINE, IngestCounts, count_by_file, label_rows
+from ltv_spark.pipeline.forget import forgotten_hashes
 from ltv_spark.progress import LOG, stage
 from ltv_spark.raw_files import (
     RawFile,
@@ -245,7 +246,7 @@ def ingest_raw(
     for file in bad:
         LOG.warning("[ingest] quarantining %s whole: %s (%s)", file["path"], file["reason"], file["detail"])
 
-    forgotten = _forgotten_hashes(store)
+    forgotten = forgotten_hashes(store)
     labelled = _label_good_files(spark, store, plan, ingest, good, forgotten)
     bad_lines = read_bad_files(spark, bad)
     if bad_lines is not None:
@@ -417,14 +418,6 @@ def _count_files(labelled: DataFrame | None, bad_lines: DataFrame | None) -> lis
                 }
             )
     return counts
-
-
-def _forgotten_hashes(store: TableStore) -> list[str]:
-    """The suppression list: hashed ids of the customers deleted on request (``ltv forget``); one
-    row per such customer reaches the driver."""
-    if not store.exists(SUPPRESSION_LIST):
-        return []
-    return [row[0] for row in store.read(SUPPRESSION_LIST).select("user_hash").distinct().collect()]
 
 
 def _write_batch(

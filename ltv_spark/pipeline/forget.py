@@ -96,6 +96,14 @@ def forget_users(
     return result
 
 
+def forgotten_hashes(store: TableStore) -> list[str]:
+    """The suppression list: hashed ids of the customers deleted on request, which ingest and the
+    stream check; one row per such customer reaches the driver."""
+    if not store.exists(SUPPRESSION_LIST):
+        return []
+    return [row[0] for row in store.read(SUPPRESSION_LIST).select("user_hash").distinct().collect()]
+
+
 def _suppress(
     spark: SparkSession, store: TableStore, hashes: list[str], request_id: str, now: dt.datetime
 ) -> int:
@@ -116,9 +124,11 @@ def _suppress(
 def _audit(
     spark: SparkSession, store: TableStore, result: ForgetSummary, requested_by: str, now: dt.datetime
 ) -> None:
-    """One row per table that could name the customers, with its count (zeros included)."""
+    """One row per table that could name the customers, with its count (zeros included); one row
+    with no table when none could (the customers only joined the suppression list)."""
+    per_table = sorted(result.deleted.items()) or [(None, 0)]
     rows = [
         (result.request_id, requested_by, now, result.users, name, n, result.files_deleted_from)
-        for name, n in sorted(result.deleted.items())
+        for name, n in per_table
     ]
     store.append(spark.createDataFrame(rows, AUDIT_SCHEMA).coalesce(1), FORGET_AUDIT)

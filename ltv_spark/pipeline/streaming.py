@@ -5,7 +5,8 @@ a malformed line kept in ``_corrupt_record``). Each micro-batch (``foreachBatch`
 
 1. contract-checks its rows: good ones are appended to ``bronze.stream_events``, bad ones to
    ``bronze.stream_quarantine``, each append tagged with the micro-batch id (a Delta transaction
-   id), so a micro-batch replayed after a crash appends nothing twice;
+   id), so a micro-batch replayed after a crash appends nothing twice; rows naming a customer on
+   the suppression list (``ltv forget``) are counted and kept nowhere;
 2. takes the users with new events and the as-of date that sees them (the day after the batch's
    last event), rebuilds those users' features and sequences from bronze.events plus the stream's
    events (deduplicated by event_id), scores them with the champion model, places them among the
@@ -29,7 +30,9 @@ from pyspark.sql.types import StringType, StructField, StructType
 from ltv_spark.config import Config
 from ltv_spark.contract import CORRUPT_COLUMN, RAW_COLUMNS, classify_events, to_bronze, to_quarantine
 from ltv_spark.features import sessions_before, user_features
+from ltv_spark.forget import names_hashed_users
 from ltv_spark.pipeline.bronze import EVENTS
+from ltv_spark.pipeline.forget import forgotten_hashes
 from ltv_spark.pipeline.scoring import PREDICTIONS, prediction_rows, resolve_model
 from ltv_spark.progress import LOG
 from ltv_spark.score import add_deciles_and_segments, score_users, with_sequences
@@ -51,6 +54,7 @@ class MicroBatch:
     quarantined: int
     users: int
     as_of: dt.date | None
+    forgotten: int = 0  # rows of customers deleted on request: counted, not kept
 
 
 def start_stream(
@@ -94,20 +98,34 @@ def score_micro_batch(
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         max_time = now + dt.timedelta(hours=config.ingest.max_future_hours)
         min_time = dt.datetime.combine(config.ingest.min_event_time, dt.time())
-        classified = classify_events(batch, min_time, max_time).persist()
+        forgotten = forgotten_hashes(store)
+        naming = names_hashed_users(F.col("user_id"), F.col("raw"), forgotten) if forgotten else F.lit(False)
+        every_row = classify_events(batch, min_time, max_time).withColumn("_forgotten", naming).persist()
+        classified = every_row.filter(~F.col("_forgotten")).drop("_forgotten")
         good = classified.filter(F.col("reason").isNull())
         store.append(to_bronze(good, now, batch_id), STREAM_EVENTS, ["event_date"], STREAM_APP_ID, batch_id)
         bad = classified.filter(F.col("reason").isNotNull())
         store.append(to_quarantine(bad, now, batch_id), STREAM_QUARANTINE, (), STREAM_APP_ID, batch_id)
         new = store.read(STREAM_EVENTS).filter(F.col("batch_id") == batch_id)
         stats = new.agg(F.countDistinct("user_id").alias("users"), F.max("event_date").alias("last")).first()
-        counts = classified.groupBy(F.col("reason").isNull().alias("good")).count().collect()
-        by_kind = {row["good"]: row["count"] for row in counts}
-        classified.unpersist()
+        kind = (
+            F.when(F.col("_forgotten"), "forgotten").when(F.col("reason").isNull(), "good").otherwise("bad")
+        )
+        by_kind = {
+            row["kind"]: row["count"] for row in every_row.groupBy(kind.alias("kind")).count().collect()
+        }
+        every_row.unpersist()
         as_of = stats["last"] + dt.timedelta(days=1) if stats["last"] is not None else None
         if as_of is not None:
             _rescore(store, config, new.select("user_id").distinct(), as_of)
-        return MicroBatch(batch_id, by_kind.get(True, 0), by_kind.get(False, 0), stats["users"], as_of)
+        return MicroBatch(
+            batch_id,
+            by_kind.get("good", 0),
+            by_kind.get("bad", 0),
+            stats["users"],
+            as_of,
+            by_kind.get("forgotten", 0),
+        )
     finally:
         batch.unpersist()
 
