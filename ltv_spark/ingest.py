@@ -15,6 +15,9 @@ STATUS_QUARANTINE = "quarantine"
 STATUS_DUPLICATE = "duplicate"
 STATUS_FORGOTTEN = "forgotten"  # a customer who asked to be forgotten (ltv forget): counted, not kept
 SHOWN_FILES = 20  # skipped or re-dropped files named in a run's summary
+# bronze.event_ids is partitioned by a hash of the id into this many buckets. Changing it means
+# rebuilding that table (delete it: the next ingest rebuilds it from bronze).
+EVENT_ID_BUCKETS = 16
 # Among rows sharing an event_id the earliest wins; the other columns only break exact ties.
 _KEEP_ORDER = (
     "event_time",
@@ -53,6 +56,17 @@ def label_rows(
     if forgotten is not None:
         status = F.when(forgotten, F.lit(STATUS_FORGOTTEN)).otherwise(status)
     return ranked.withColumn("status", status).drop("_rank", "_seen")
+
+
+def id_bucket(event_id: Column) -> Column:
+    """The hash bucket of an event id in ``bronze.event_ids`` (stable across runs and engines)."""
+    return F.pmod(F.xxhash64(event_id), F.lit(EVENT_ID_BUCKETS)).cast("int")
+
+
+def event_id_rows(bronze: DataFrame) -> DataFrame:
+    """``bronze.event_ids`` rows for bronze rows: the id, its customer (so that ``ltv forget``
+    removes it with the rest), the batch that kept it, and its hash bucket."""
+    return bronze.select("event_id", "user_id", "batch_id", id_bucket(F.col("event_id")).alias("id_bucket"))
 
 
 def count_by_file(labelled: DataFrame) -> DataFrame:

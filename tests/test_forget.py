@@ -13,6 +13,7 @@ from ltv_spark.contract import RAW_COLUMNS
 from ltv_spark.forget import SUPPRESSION_LIST, names_users
 from ltv_spark.lease import LEASES
 from ltv_spark.pipeline import EVENTS, QUARANTINE, SESSIONS, build_sessions, ingest_raw
+from ltv_spark.pipeline.bronze import EVENT_IDS
 from ltv_spark.pipeline.forget import FORGET_AUDIT, forget_users
 from ltv_spark.pipeline.streaming import STREAM_EVENTS, STREAM_QUARANTINE, score_micro_batch
 
@@ -58,6 +59,7 @@ def it_deletes_a_customer_everywhere_removes_the_files_and_keeps_them_out_of_lat
 
     assert {k: v for k, v in result.deleted.items() if v} == {
         EVENTS: 2,
+        EVENT_IDS: 2,  # the duplicate lookup's ids go with the events
         QUARANTINE: 2,
         SESSIONS: 1,
         "gold.predictions": 1,

@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,7 +18,9 @@ from pyspark.sql import functions as F
 
 from ltv_spark.config import IngestConfig
 from ltv_spark.contract import RAW_COLUMNS, Reason
+from ltv_spark.ingest import EVENT_ID_BUCKETS
 from ltv_spark.pipeline import EVENTS, INGEST_BATCHES, INGEST_FILES, QUARANTINE, ingest_raw
+from ltv_spark.pipeline.bronze import EVENT_IDS
 from ltv_spark.tables import base as tables_base
 
 NOW = dt.datetime(2025, 6, 10, 12, 0)
@@ -115,6 +118,37 @@ def it_ingests_a_new_day_on_its_own_and_never_twice(spark, store, tmp_path):
     assert store.read(EVENTS).select("event_id").distinct().count() == 4
 
 
+def drop_day(raw: Path, day: str, rows) -> None:
+    (raw / day).mkdir(parents=True)
+    (raw / day / "part-00000.csv").write_text(csv_text(rows))
+
+
+def it_catches_a_replay_with_another_date_in_a_later_batch(spark, store, tmp_path):
+    raw = tmp_path / "raw"
+    drop_day(raw, "2025-06-01", GOOD[:2])
+    ingest_raw(spark, store, config(raw), now=NOW)
+    replayed = (GOOD[0][0], GOOD[0][1], T.format(5), *GOOD[0][3:])  # a1 again, four days later
+    drop_day(raw, "2025-06-05", [replayed, GOOD[2]])
+    second = ingest_raw(spark, store, config(raw), now=NOW)
+    assert second.balanced and (second.bronze_rows, second.duplicate_rows) == (1, 1)
+    (kept,) = store.read(EVENTS).filter(F.col("event_id") == "a1").collect()
+    assert kept["event_date"] == dt.date(2025, 6, 1)  # the first version stays
+    ids = store.read(EVENT_IDS).collect()
+    assert sorted((r["event_id"], r["batch_id"]) for r in ids) == [("a1", 0), ("a2", 0), ("a3", 1)]
+    assert all(0 <= r["id_bucket"] < EVENT_ID_BUCKETS and r["user_id"] == "u1" for r in ids)
+
+
+def it_indexes_the_ids_of_a_bronze_ingested_before_the_index_existed(spark, store, tmp_path):
+    raw = tmp_path / "raw"
+    drop_day(raw, "2025-06-01", GOOD[:2])
+    ingest_raw(spark, store, config(raw), now=NOW)
+    shutil.rmtree(store.location(EVENT_IDS))  # a warehouse from before bronze.event_ids
+    drop_day(raw, "2025-06-05", [(*GOOD[1][:2], T.format(5), *GOOD[1][3:]), GOOD[2]])  # a2 replayed
+    second = ingest_raw(spark, store, config(raw), now=NOW)
+    assert (second.bronze_rows, second.duplicate_rows) == (1, 1)
+    assert sorted(r["event_id"] for r in store.read(EVENT_IDS).collect()) == ["a1", "a2", "a3"]
+
+
 def it_records_a_zero_byte_drop_once_and_writes_nothing_on_later_runs(spark, store, tmp_path):
     raw = tmp_path / "raw"
     (raw / "2025-06-01").mkdir(parents=True)
@@ -164,6 +198,7 @@ def it_finishes_an_interrupted_batch_exactly_once(spark, store, tmp_path, monkey
     with pytest.raises(RuntimeError, match="simulated crash"):
         ingest_raw(spark, store, config(raw), now=NOW)
     assert store.read(EVENTS).count() == len(GOOD)  # bronze got its batch ...
+    assert store.read(EVENT_IDS).count() == len(GOOD)  # ... and its ids, not seen as duplicates below
     monkeypatch.setattr(tables_base, "before_commit", None)
     resumed = ingest_raw(spark, store, config(raw), now=dt.datetime(2030, 1, 1))
     bronze, quarantine = table_counts(store)

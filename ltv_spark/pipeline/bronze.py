@@ -30,7 +30,15 @@ from ltv_spark.file_log import (
 )
 from ltv_spark.forget import names_hashed_users
 from ltv_spark.frames import union_all
-from ltv_spark.ingest import STATUS_BRONZE, STATUS_QUARANTINE, IngestCounts, count_by_file, label_rows
+from ltv_spark.ingest import (
+    STATUS_BRONZE,
+    STATUS_QUARANTINE,
+    IngestCounts,
+    count_by_file,
+    event_id_rows,
+    id_bucket,
+    label_rows,
+)
 from ltv_spark.pipeline.forget import forgotten_hashes
 from ltv_spark.progress import LOG, stage
 from ltv_spark.raw_files import (
@@ -46,6 +54,7 @@ from ltv_spark.world import events_frame, observable_ceiling_frame, truth_frame,
 
 EVENTS = "bronze.events"
 QUARANTINE = "bronze.quarantine"
+EVENT_IDS = "bronze.event_ids"  # every event id bronze kept, by hash bucket: the duplicate lookup
 INGEST_FILES = "bronze.ingest_files"
 INGEST_BATCHES = "bronze.ingest_batches"
 TRUTH = "world.truth"
@@ -206,7 +215,7 @@ class BatchPlan:
     batch_id: int
     files: list[str]
     ingested_at: dt.datetime
-    bronze_version: int  # bronze as it was before this batch (-1: no table yet)
+    bronze_version: int  # bronze as it was before this batch (-1: no table yet); event ids index it
     resumed: bool = False
 
 
@@ -246,6 +255,7 @@ def ingest_raw(
     for file in bad:
         LOG.warning("[ingest] quarantining %s whole: %s (%s)", file["path"], file["reason"], file["detail"])
 
+    _index_event_ids_once(store, plan)
     forgotten = forgotten_hashes(store)
     labelled = _label_good_files(spark, store, plan, ingest, good, forgotten)
     bad_lines = read_bad_files(spark, bad)
@@ -388,7 +398,7 @@ def _label_good_files(
     max_time = plan.ingested_at + dt.timedelta(hours=ingest.max_future_hours)
     min_time = dt.datetime.combine(ingest.min_event_time, dt.time())
     classified = classify_events(raw, min_time, max_time).persist(StorageLevel.MEMORY_AND_DISK)
-    existing = _bronze_ids_on_dates(store, plan.bronze_version, classified)
+    existing = _seen_event_ids(store, plan, classified)
     naming = names_hashed_users(F.col("user_id"), F.col("raw"), forgotten) if forgotten else None
     labelled = label_rows(classified, existing, naming).persist(StorageLevel.MEMORY_AND_DISK)
     labelled.count()  # materialize before letting go of the classified rows
@@ -429,13 +439,16 @@ def _write_batch(
     quarantine: DataFrame | None,
     log_rows: list[dict],
 ) -> None:
-    """Quarantine, then bronze, then the file log (the batch's completion mark), each exactly once."""
+    """Quarantine, then bronze and its ids, then the file log (the batch's completion mark), each
+    exactly once."""
     if quarantine is not None:
         store.append(quarantine, QUARANTINE, app_id=app_id, batch_id=plan.batch_id)
     if labelled is not None:
-        good = labelled.filter(F.col("status") == STATUS_BRONZE)
-        bronze = to_bronze(good, plan.ingested_at, plan.batch_id).repartition("event_date")  # a file a day
+        good = to_bronze(labelled.filter(F.col("status") == STATUS_BRONZE), plan.ingested_at, plan.batch_id)
+        bronze = good.repartition("event_date")  # a file a day
         store.append(bronze, EVENTS, partition_by=["event_date"], app_id=app_id, batch_id=plan.batch_id)
+        ids = event_id_rows(good).repartition("id_bucket")  # a file a bucket
+        store.append(ids, EVENT_IDS, partition_by=["id_bucket"], app_id=app_id, batch_id=plan.batch_id)
     log = _file_log(spark, plan, log_rows)
     store.append(log, INGEST_FILES, app_id=app_id, batch_id=plan.batch_id)
 
@@ -460,18 +473,30 @@ def ingest_cdnow(spark: SparkSession, store: TableStore, path: str | None = None
     return counts
 
 
-def _bronze_ids_on_dates(store: TableStore, version: int, classified: DataFrame) -> DataFrame | None:
-    """Event ids already in bronze (as of ``version``) on the days this batch has events for.
+def _seen_event_ids(store: TableStore, plan: BatchPlan, classified: DataFrame) -> DataFrame | None:
+    """Event ids bronze kept before this batch, from ``bronze.event_ids``: only the hash buckets
+    that the batch's ids fall in, one narrow column.
 
-    A replayed event carries its original event_time, so it can only collide with bronze rows of
-    the same ``event_date`` partition: reading just those days keeps a daily ingest from scanning
-    the whole table. The batch's days are one row each (bounded by the calendar).
+    Across all of bronze, whatever the event's date: a replay with another timestamp is caught.
+    The rows of this batch itself (a resumed batch may have written them) are left out. The
+    buckets are at most EVENT_ID_BUCKETS values.
     """
-    if version < 0:
+    if not store.exists(EVENT_IDS):
         return None
-    days = [row[0] for row in classified.select(F.to_date("event_time")).distinct().collect()]
-    bronze = store.read(EVENTS, version=version)
-    return bronze.filter(F.col("event_date").isin(*[d for d in days if d is not None])).select("event_id")
+    buckets = [row[0] for row in classified.select(id_bucket(F.col("event_id"))).distinct().collect()]
+    earlier = F.col("id_bucket").isin(*buckets) & (F.col("batch_id") < plan.batch_id)
+    return store.read(EVENT_IDS).filter(earlier).select("event_id")
+
+
+def _index_event_ids_once(store: TableStore, plan: BatchPlan) -> None:
+    """Build ``bronze.event_ids`` from bronze (as it was before this batch) when a warehouse
+    ingested before the table existed has none: one full read, once."""
+    if plan.bronze_version < 0 or store.exists(EVENT_IDS):
+        return
+    with stage("ingest: index bronze's event ids (once)") as timer:
+        ids = event_id_rows(store.read(EVENTS, version=plan.bronze_version))
+        store.append(ids.repartition("id_bucket"), EVENT_IDS, partition_by=["id_bucket"])
+        timer.rows = store.read(EVENT_IDS).count()
 
 
 def _plan_batch(
