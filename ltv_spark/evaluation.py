@@ -16,6 +16,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ltv_spark.segments import CALIBRATION_TOLERANCE
 from ltv_spark.spark_metrics import (
     METRIC_COLUMNS,
     churn_table,
@@ -42,6 +43,24 @@ class MetricTables:
     deciles: pd.DataFrame  # (model, seed, decile): users, mean_predicted, mean_actual
     churn: pd.DataFrame  # (model, seed, percentile of churn score): users, churned
     churn_from: dict[str, str]  # model -> "probability" or "value"
+    # (model, seed, segment_kind, segment): users, normalized_gini, total_ratio, churn_auc, flagged
+    segments: pd.DataFrame | None = None
+
+    def segment_summary(self) -> pd.DataFrame | None:
+        """Per model and segment: users, and each segment metric's mean over the seeds; flagged
+        where the mean calibration is off by more than the tolerance (ltv_spark.segments)."""
+        if self.segments is None:
+            return None
+        keys = ["model", "segment_kind", "segment"]
+        table = self.segments.groupby(keys, sort=False, as_index=False).agg(
+            runs=("seed", "size"),
+            users=("users", "first"),
+            normalized_gini=("normalized_gini", "mean"),
+            total_ratio=("total_ratio", "mean"),
+            churn_auc=("churn_auc", "mean"),
+        )
+        table["flagged"] = (table["total_ratio"] - 1).abs() > CALIBRATION_TOLERANCE
+        return table.sort_values(keys, ignore_index=True)
 
     def summary(self) -> pd.DataFrame:
         """Per model: runs, then each metric's mean and standard deviation over the seeds."""
@@ -126,4 +145,19 @@ def format_summary(summary: pd.DataFrame) -> list[str]:
         line = f"{row.model:<{width}}{row.runs:>5}{row.users:>8,}" + "".join(cells)
         line += "".join(f"{getattr(row, 'gini_vs_' + r):>14.3f}" for r in fractions)
         lines.append(line)
+    return lines
+
+
+def format_flagged_segments(segments: pd.DataFrame | None, shown: int = 3) -> list[str]:
+    """One line per model: how many of its segments are flagged, the worst ``shown`` of them with
+    their predicted / true total."""
+    if segments is None:
+        return []
+    lines = [f"segments whose predicted / true total is off by more than {CALIBRATION_TOLERANCE:.0%}:"]
+    for model, group in segments.groupby("model", sort=False):
+        flagged = group[group["flagged"]]
+        worst = flagged.assign(off=(flagged["total_ratio"] - 1).abs()).nlargest(shown, "off")
+        named = ", ".join(f"{r.segment_kind}={r.segment} {r.total_ratio:.2f}" for r in worst.itertuples())
+        worst_text = f" (worst: {named})" if named else ""
+        lines.append(f"  {model:<24} {len(flagged)} of {len(group)}{worst_text}")
     return lines

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ltv_spark.evaluation import REFERENCES, MetricTables, gain_curve, roc_curve, segment_values
+from ltv_spark.segments import CALIBRATION_TOLERANCE
 from ltv_spark.storage import Location
 
 PLOTS = ("gain_curves", "deciles", "churn_roc", "segments")
@@ -41,6 +42,9 @@ def write_report(
     (folder / "metrics.csv").write_text(summary.to_csv(index=False))
     (folder / "metrics_per_run.csv").write_text(tables.runs.to_csv(index=False))
     (folder / "segments.csv").write_text(segments.to_csv(index=False))
+    quality = tables.segment_summary()
+    if quality is not None:
+        (folder / "segment_quality.csv").write_text(quality.to_csv(index=False))
     figures = {
         "gain_curves": plot_gains(tables),
         "deciles": plot_deciles(tables),
@@ -58,7 +62,7 @@ def write_report(
         (folder / f"{name}.png").write_bytes(png)
         images[name] = base64.b64encode(png).decode()
     page = folder / "index.html"
-    page.write_text(_page(title, notes, summary, tables, segments, images))
+    page.write_text(_page(title, notes, summary, tables, segments, images, quality))
     return page
 
 
@@ -180,6 +184,7 @@ def _page(
     tables: MetricTables,
     segments: pd.DataFrame,
     images: dict[str, str],
+    quality: pd.DataFrame | None,
 ) -> str:
     def table(frame: pd.DataFrame) -> str:
         return frame.to_html(index=False, float_format=lambda v: f"{v:,.4f}", border=0, classes="t")
@@ -199,7 +204,23 @@ img{{max-width:620px}}</style></head>
 <body><h1>{html.escape(title)}</h1><ul>{items}</ul>
 <h2>Metrics (mean and standard deviation over seeds)</h2>{table(summary)}
 <h2>Top segments</h2>{table(segments)}
+{_quality_section(quality, table)}
 <h2>Plots</h2>{figures}
 <h2>Every run</h2>{table(tables.runs)}
 </body></html>
 """
+
+
+def _quality_section(quality: pd.DataFrame | None, table) -> str:
+    """Segment quality, one model per table (mean over seeds); flagged rows are marked."""
+    if quality is None:
+        return ""
+    parts = [
+        "<h2>Segment quality</h2><p>Per segment: normalized Gini, predicted / true total (flagged where off "
+        f"by more than {CALIBRATION_TOLERANCE:.0%}) and churn AUC, mean over seeds "
+        "(every seed: segment_quality.csv and gold.evaluation_segments).</p>"
+    ]
+    for model, group in quality.groupby("model", sort=False):
+        shown = group.drop(columns=["model"]).assign(flagged=group["flagged"].map({True: "OFF", False: ""}))
+        parts.append(f"<h3>{html.escape(str(model))}</h3>{table(shown)}")
+    return "".join(parts)

@@ -15,9 +15,10 @@ from ltv_spark.baselines.naive import last_window_predictions
 from ltv_spark.config import load_config
 from ltv_spark.evaluation import MetricTables, format_summary
 from ltv_spark.pipeline import EVENTS, generate_world, ingest_raw
-from ltv_spark.pipeline.evaluation import EVALUATION_METRICS, evaluate
+from ltv_spark.pipeline.evaluation import EVALUATION_METRICS, EVALUATION_SEGMENTS, evaluate
 from ltv_spark.pipeline.training import train_model
 from ltv_spark.report import LEARNING_CURVE_PLOT, PLOTS, write_report
+from ltv_spark.segments import SEGMENT_KINDS
 from ltv_spark.tracking import use_tracking
 from tests.conftest import open_engine
 from tests.helpers import tiny_overrides
@@ -83,6 +84,7 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     saved = store.read(EVALUATION_METRICS).filter(F.col("run") == result.run).toPandas()
     assert len(saved) == len(runs) == 13
     page = result.report.read_text()
+    assert_segments_saved(store, result, page)
     assert all(model in page for model in MODELS)
     assert all(len((result.report.parent / f"{plot}.png").read_bytes()) > 1000 for plot in PLOTS)
     assert page.count("data:image/png;base64,") == len(PLOTS)  # self-contained: plots inlined
@@ -103,6 +105,18 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     references = first.drop(["oracle", "ceiling"], level="model")
     pd.testing.assert_series_equal(warehouse.sort_index(), references.sort_index())
     assert store.read(EVALUATION_METRICS).filter(F.col("run") == shop.run).count() == 10
+
+
+def assert_segments_saved(store, result, page: str) -> None:
+    """Every model and seed scored per segment: each kind's segments cover every user once."""
+    segments = store.read(EVALUATION_SEGMENTS).filter(F.col("run") == result.run).toPandas()
+    assert set(segments["segment_kind"]) == set(SEGMENT_KINDS)
+    runs = result.tables.runs
+    pairs = segments[["model", "seed"]].drop_duplicates()
+    assert set(map(tuple, pairs.to_numpy())) == set(map(tuple, runs[["model", "seed"]].to_numpy()))
+    per_kind = segments.groupby(["model", "seed", "segment_kind"])["users"].sum()
+    assert (per_kind == runs["users"].iloc[0]).all()
+    assert "Segment quality" in page and "segments whose predicted / true total" in "\n".join(result.lines())
 
 
 def assert_tracked(config, result) -> None:

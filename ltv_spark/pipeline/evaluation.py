@@ -48,8 +48,10 @@ from ltv_spark.evaluation import (
     CEILING,
     NEURAL_MODELS,
     ORACLE,
+    RUN_KEYS,
     MetricTables,
     actuals,
+    format_flagged_segments,
     format_summary,
     metric_tables,
 )
@@ -65,6 +67,7 @@ from ltv_spark.pipeline.bronze import (
 )
 from ltv_spark.pipeline.gold import (
     EVALUATION_METRICS,
+    EVALUATION_SEGMENTS,
     build_training_set,
     examples_identity,
     feature_settings,
@@ -74,6 +77,7 @@ from ltv_spark.pipeline.training import fit_examples
 from ltv_spark.progress import LOG, stage
 from ltv_spark.report import write_report
 from ltv_spark.score import model_predictions
+from ltv_spark.segments import segment_metrics, user_segments
 from ltv_spark.sequences import user_sequences
 from ltv_spark.spark_metrics import METRIC_COLUMNS
 from ltv_spark.stacking import WEIGHTS, CalibratedBaseline, Stack
@@ -100,6 +104,7 @@ class EvaluationSummary:
         return [
             *format_summary(self.tables.summary()),
             "",
+            *format_flagged_segments(self.tables.segment_summary()),
             *[line for note in self.notes for line in textwrap.wrap(note, 110, subsequent_indent="  ")],
             f"metrics table {EVALUATION_METRICS} (run = {self.run})",
             f"report        {self.report}",
@@ -118,6 +123,7 @@ class Holdout:
     notes: list[str] = field(default_factory=list)
     data_versions: dict = field(default_factory=dict)
     model_data: list[dict] = field(default_factory=list)  # per split: what its models learn from
+    segments: DataFrame | None = None  # user_id, segment_kind, segment (ltv_spark.segments)
     cutoff: dt.date | None = None
     horizon_days: int | None = None
 
@@ -152,6 +158,10 @@ def _evaluate(
     with stage(f"evaluate: metrics of {len(holdout.runs)} runs") as timer:
         tables = metric_tables(scored, holdout.churn_from)
         timer.rows = int(tables.runs["users"].sum())
+    if holdout.segments is not None:
+        with stage("evaluate: metrics per segment") as timer:
+            tables.segments = segment_metrics(scored, holdout.segments, RUN_KEYS).toPandas()
+            timer.rows = len(tables.segments)
     _save_metrics(spark, store, holdout, tables)
     notes = [*holdout.notes, "metrics: exact, on Spark, over every user of the holdout (no sample)"]
     report = write_report(
@@ -181,6 +191,7 @@ def _warehouse_holdout(
         model_data=[examples_identity(store, config.features, (*plan.train, plan.validation))],
         cutoff=cutoff,
         horizon_days=horizon,
+        segments=user_segments(examples.evaluation, store.read(EVENTS)),
     )
     holdout.notes += [
         f"training cutoffs {', '.join(map(str, plan.train))}; validation {plan.validation}; "
@@ -275,6 +286,7 @@ def _cdnow_holdout(spark: SparkSession, store: TableStore, config: Config, seeds
             "folds": folds,
             "validation_share": settings.cdnow_validation_share,
         },
+        segments=user_segments(examples, events),
     )
     holdout.notes += [
         f"{timer.rows:,} customers; calibration 1997-01-01..{cutoff - dt.timedelta(days=1)}, "
@@ -471,9 +483,14 @@ def _track(config: Config, holdout: Holdout, tables: MetricTables, report: Locat
 
 
 def _save_metrics(spark: SparkSession, store: TableStore, holdout: Holdout, tables: MetricTables) -> None:
-    """One row per (run, model, seed); the run's partition is replaced, so a re-run leaves one copy."""
+    """One row per (run, model, seed), and per (run, model, seed, segment) where the holdout has
+    segments; the run's partition is replaced, so a re-run leaves one copy."""
     rows = tables.runs.assign(
         run=holdout.run, data_versions=json.dumps(holdout.data_versions, sort_keys=True)
     )
     frame = spark.createDataFrame(pd.DataFrame(rows)).withColumn("seed", F.col("seed").cast("int"))
     store.overwrite(frame, EVALUATION_METRICS, ["run"], {"run": [holdout.run]})
+    if tables.segments is not None:
+        per_segment = spark.createDataFrame(tables.segments.assign(run=holdout.run))
+        per_segment = per_segment.withColumn("seed", F.col("seed").cast("int"))
+        store.overwrite(per_segment, EVALUATION_SEGMENTS, ["run"], {"run": [holdout.run]})

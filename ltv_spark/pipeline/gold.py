@@ -22,6 +22,7 @@ FEATURES = "gold.user_features"
 SEQUENCES = "gold.user_sequences"
 LABELS = "gold.labels"
 EVALUATION_METRICS = "gold.evaluation_metrics"  # ltv evaluate: one row per (run, model, seed)
+EVALUATION_SEGMENTS = "gold.evaluation_segments"  # ltv evaluate: per (run, model, seed, segment)
 LEARNING_CURVE = "gold.learning_curve"  # ltv learning-curve: one row per (run, model, seed, size)
 CUTOFF_BUILDS = "gold.cutoff_builds"  # which bronze version and settings each cutoff was built from
 BUILDS_SCHEMA = (
