@@ -5,7 +5,7 @@ the UDF path runs on local[2] (Spark gives each Python worker one thread: OMP_NU
 spark.task.cpus). Prints users/s per core for several batch sizes and the ratio (goal >= 0.8).
 Then the same model registered in MLflow (a SQLite store in a temporary folder): the project's UDF
 loading the pyfunc from ``models:/`` against ``mlflow.pyfunc.spark_udf`` over the same version, at
-the default batch size.
+the default batch size; and the UDF with reasons (``explain=True``) against without.
 
     .venv/bin/python -m benchmarks.bench_scoring --users 50000
 """
@@ -64,7 +64,23 @@ def main() -> None:
             model.score(frame.iloc[start : start + batch_size])
         bare = len(frame) / (time.perf_counter() - started)
         print(f"{batch_size:>6} {udf:>17,.0f} {bare:>18,.0f} {udf / bare:>6.2f}")
+    _compare_explaining(rows, folder, load_config("local").score.batch_size, cores)
     _compare_with_spark_udf(spark, rows, folder, frame, cores)
+
+
+def _compare_explaining(rows, folder: str, batch_size: int, cores: int) -> None:
+    """What the reasons cost (ltv_spark.explain): the UDF with ``explain`` against without, same
+    users, default batch size, users/s per core."""
+    speeds = {}
+    for explain in (False, True):
+        score_users(rows, folder, batch_size, explain=explain).count()  # warm-up
+        started = time.perf_counter()
+        users = score_users(rows, folder, batch_size, explain=explain).count()
+        speeds[explain] = users / (time.perf_counter() - started) / cores
+    print(f"reasons (integrated gradients), batch {batch_size}:")
+    print(f"  scores only          {speeds[False]:>10,.0f} users/s/core")
+    print(f"  scores with reasons  {speeds[True]:>10,.0f} users/s/core")
+    print(f"  ratio with / without {speeds[True] / speeds[False]:.2f}")
 
 
 def _compare_with_spark_udf(spark, rows, folder: str, frame, cores: int) -> None:

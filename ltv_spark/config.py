@@ -166,6 +166,7 @@ class RefreshConfig:
     model: str = "champion"  # the registered model's alias (or any model ScoreConfig.model accepts)
     retrain_weekday: int | None = 0  # 0 = Monday .. 6 = Sunday; null: never retrain in the refresh
     lease_minutes: float = 360  # a dead job's lease (ops.leases) frees after this; a backfill renews daily
+    drift_threshold: float = 0.25  # a PSI above this (any feature, or the prediction) is an ALERT
 
 
 @dataclass(frozen=True)

@@ -188,16 +188,32 @@ def tag_version(settings: TrackingConfig, version: str, tags: dict) -> None:
 def worker_loader(uri: str) -> Callable[[], Predict]:
     """For a scoring UDF: a function that, in a Python worker, loads the pyfunc at ``uri`` once
     (from the registry this driver uses) and returns its ``predict``."""
-    tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    pyfunc = _worker_pyfunc(uri)
 
     def load() -> Predict:
+        model = pyfunc()
+        inputs = model.metadata.get_input_schema().input_names()
+        return lambda frame: model.predict(frame[inputs])  # the signature's columns, no others
+
+    return load
+
+
+def worker_model(uri: str) -> Callable[[], LoadedModel]:
+    """For a scoring UDF that explains: in a Python worker, the torch model inside the pyfunc at
+    ``uri`` (loaded once, shared with ``worker_loader``)."""
+    pyfunc = _worker_pyfunc(uri)
+    return lambda: pyfunc().unwrap_python_model().model
+
+
+def _worker_pyfunc(uri: str) -> Callable[[], mlflow.pyfunc.PyFuncModel]:
+    tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+
+    def load() -> mlflow.pyfunc.PyFuncModel:
         if uri not in _PYFUNCS:
             mlflow.set_tracking_uri(tracking)
             mlflow.set_registry_uri(registry)
             _PYFUNCS[uri] = mlflow.pyfunc.load_model(uri)
-        model = _PYFUNCS[uri]
-        inputs = model.metadata.get_input_schema().input_names()
-        return lambda frame: model.predict(frame[inputs])  # the signature's columns, no others
+        return _PYFUNCS[uri]
 
     return load
 

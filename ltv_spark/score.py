@@ -18,12 +18,14 @@ from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import load_torch, read_json
 from ltv_spark.calibration import DecileCalibration
+from ltv_spark.explain import REASONS, integrated_gradients, top_reasons
 from ltv_spark.model import ModelConfig, build_model
 from ltv_spark.scaling import FeatureScaling
 from ltv_spark.storage import Location
 from ltv_spark.ziln import churn_probability, expected_value, p_buy
 
 SCORE_SCHEMA = "user_id string, expected_ltv double, p_buy double, churn_probability double"
+EXPLAINED_SCHEMA = f"{SCORE_SCHEMA}, reasons array<string>"
 PREDICTION_COLUMNS = ("expected_ltv", "p_buy", "churn_probability")  # what a model returns per row
 REGISTERED_PREFIX = "models:/"
 LOAD_LOG_ENV = "LTV_MODEL_LOAD_LOG"  # when set, each model load appends "<pid>\n" to that file
@@ -57,20 +59,30 @@ class LoadedModel:
         """static feature columns, sequence, mask -> PREDICTION_COLUMNS; expected_ltv through
         ``calibration`` when given. What the model's MLflow pyfunc returns (ltv_spark.pyfunc)."""
         calibration = calibration or DecileCalibration()
-        config = self.model.config
-        static = self.scaling.transform(frame[list(self.scaling.columns)].to_numpy(dtype=float))
-        sequence = _stack(frame["sequence"], config.sequence_length * config.session_features)
-        mask = _stack(frame["mask"], config.sequence_length)
         with torch.no_grad():
-            outputs, _ = self.model(
-                torch.from_numpy(sequence), torch.from_numpy(mask), torch.from_numpy(static)
-            )
+            outputs, _ = self.model(*self.inputs(frame))
         return pd.DataFrame(
             {
                 "expected_ltv": calibration.apply(expected_value(outputs).double().numpy()),
                 "p_buy": p_buy(outputs).double().numpy(),
                 "churn_probability": churn_probability(outputs).double().numpy(),
             }
+        )
+
+    def inputs(self, frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The model's inputs for ``frame``'s rows: sequence (B, N * F), mask (B, N), scaled static (B, S)."""
+        config = self.model.config
+        static = self.scaling.transform(frame[list(self.scaling.columns)].to_numpy(dtype=float))
+        sequence = _stack(frame["sequence"], config.sequence_length * config.session_features)
+        mask = _stack(frame["mask"], config.sequence_length)
+        return torch.from_numpy(sequence), torch.from_numpy(mask), torch.from_numpy(static)
+
+    def reasons(self, frame: pd.DataFrame, top: int = REASONS) -> list[list[str]]:
+        """Per row of ``frame``: the ``top`` reasons behind its predicted value (ltv_spark.explain)."""
+        static_attribution, sequence_attribution = integrated_gradients(self.model, *self.inputs(frame))
+        values = frame[list(self.scaling.columns)].to_numpy(dtype=float)
+        return top_reasons(
+            self.scaling.columns, values, static_attribution.numpy(), sequence_attribution.numpy(), top
         )
 
     def score(self, frame: pd.DataFrame, calibration: DecileCalibration | None = None) -> pd.DataFrame:
@@ -93,29 +105,38 @@ def loaded_model(artifact_dir: str) -> LoadedModel:
     return _LOADED[key]
 
 
-def score_users(rows: DataFrame, model: str, batch_size: int, calibrated: bool = True) -> DataFrame:
-    """rows (user_id, features, sequence, mask) -> user_id, expected_ltv, p_buy, churn_probability.
+def score_users(
+    rows: DataFrame, model: str, batch_size: int, calibrated: bool = True, explain: bool = False
+) -> DataFrame:
+    """rows (user_id, features, sequence, mask) -> user_id, expected_ltv, p_buy, churn_probability
+    (and ``reasons`` with ``explain``: the top reasons of each value, ltv_spark.explain).
 
     ``model`` is a model folder or a registered version (``models:/<name>/<version>``, see
     ltv_spark.registry). A folder's expected_ltv is calibrated with its calibration.json
     (ltv_spark.calibration), read here on the driver and shipped with the function;
     ``calibrated=False`` gives the raw ZILN mean (what the calibration is fitted on). A registered
     model is the MLflow pyfunc, loaded once per Python worker, its calibration inside it.
+    Explaining costs about ``explain.STEPS`` forward and backward passes more per batch.
     """
     predictor = (
         _registered_predictor(model, calibrated)
         if is_registered(model)
         else _folder_predictor(model, calibrated)
     )
+    explainer = _explainer(model) if explain else None
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         predict = predictor()
+        explained = explainer() if explainer else None
         for batch in batches:
             for start in range(0, len(batch), batch_size):
                 part = batch.iloc[start : start + batch_size]
-                yield with_user_ids(part, predict(part))
+                scores = with_user_ids(part, predict(part))
+                if explained is not None:
+                    scores["reasons"] = explained.reasons(part)
+                yield scores
 
-    return rows.mapInPandas(score, SCORE_SCHEMA)
+    return rows.mapInPandas(score, EXPLAINED_SCHEMA if explain else SCORE_SCHEMA)
 
 
 def is_registered(model: str) -> bool:
@@ -126,6 +147,14 @@ def is_registered(model: str) -> bool:
 def _folder_predictor(artifact_dir: str, calibrated: bool) -> Callable[[], Predict]:
     calibration = DecileCalibration.read(artifact_dir) if calibrated else DecileCalibration()
     return lambda: functools.partial(loaded_model(artifact_dir).predict, calibration=calibration)
+
+
+def _explainer(model: str) -> Callable[[], LoadedModel]:
+    if not is_registered(model):
+        return lambda: loaded_model(model)
+    from ltv_spark.registry import worker_model  # MLflow is imported where a registered model is used
+
+    return worker_model(model)
 
 
 def _registered_predictor(uri: str, calibrated: bool) -> Callable[[], Predict]:

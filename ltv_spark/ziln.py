@@ -77,6 +77,12 @@ def expected_value(outputs: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logit) * torch.exp(log_weight + mu + sigma**2 / 2).sum(dim=-1)
 
 
+def log_expected_value(outputs: torch.Tensor) -> torch.Tensor:
+    """log E[value], computed in log space (what attributions explain: ltv_spark.explain)."""
+    logit, mu, sigma, log_weight = split_head(outputs)
+    return F.logsigmoid(logit) + torch.logsumexp(log_weight + mu + sigma**2 / 2, dim=-1)
+
+
 def churn_probability(outputs: torch.Tensor) -> torch.Tensor:
     """1 - P(buy)."""
     return 1.0 - p_buy(outputs)

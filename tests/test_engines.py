@@ -1,6 +1,6 @@
 """describe the whole chain on each table engine: the same tiny world gives the same tables.
 
-One daily refresh (ingest, sessions, training set, train + promotion, features, score) and the
+One daily refresh (ingest, sessions, training set, train + promotion, features, score, drift) and the
 same refresh again, on three table set-ups: delta-rs on local folders, Delta's JVM connector
 through catalog names (managed tables of a local Hive metastore), and the JVM connector with the
 raw drops and every table on ``s3a://`` (a local S3 server). Every table ends with the same row
@@ -85,6 +85,7 @@ def _tables(store: TableStore) -> list[str]:
         "world.truth",
         "bronze.events",
         "bronze.quarantine",
+        "bronze.event_ids",
         "bronze.ingest_files",
         "bronze.ingest_batches",
         "silver.sessions",
@@ -95,6 +96,8 @@ def _tables(store: TableStore) -> list[str]:
         "gold.cutoff_builds",
         "gold.predictions",
         "ops.refresh_runs",
+        "ops.drift",
+        "ops.drift_reference",
         "ops.leases",
     ]
     assert all(store.exists(name) for name in names), [n for n in names if not store.exists(n)]
@@ -118,7 +121,7 @@ def it_runs_the_same_stages_and_then_changes_nothing(chains):
     for setup, chain in chains.items():
         first, second = chain.first, chain.second
         assert first.status == "succeeded", setup
-        assert [s.name for s in first.stages] == ["ingest", "sessions", "retrain", "score"], setup
+        assert [s.name for s in first.stages] == ["ingest", "sessions", "retrain", "score", "drift"], setup
         assert second.status == "unchanged" and second.versions_written == {}, setup
 
 

@@ -62,6 +62,7 @@ def it_has_the_databricks_source_format_and_valid_python_in_every_cell():
         "03_train_and_score.py",
         "04_evaluate.py",
         "05_daily_refresh.py",
+        "06_explain_and_act.py",
     ]
     for path in NOTEBOOKS:
         parts = cells(path)

@@ -3,7 +3,9 @@ spark-submit jobs/refresh.py killed during scoring re-running to the uninterrupt
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -18,10 +20,12 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 
 from ltv_spark.config import load_config
+from ltv_spark.features import FEATURE_COLUMNS
 from ltv_spark.lease import Lease, Locked
 from ltv_spark.pipeline import generate_world
+from ltv_spark.pipeline.drift import DRIFT, DRIFT_REFERENCE, measure_drift
 from ltv_spark.pipeline.refresh import REFRESH_RUNS, TRACKED_TABLES, refresh, retrain
-from ltv_spark.pipeline.scoring import PREDICTIONS
+from ltv_spark.pipeline.scoring import PREDICTIONS, resolve_model
 from ltv_spark.pipeline.streaming import STREAM_EVENTS, start_stream
 from ltv_spark.registry import CHALLENGER, CHAMPION, alias_version, promote
 from ltv_spark.tables import DeltaRsStore
@@ -46,7 +50,7 @@ def world(spark, tmp_path_factory):
 def it_runs_every_stage_of_a_day_and_logs_the_run(world):
     _, _, store, first = world
     assert first.status == "succeeded"
-    assert [s.name for s in first.stages] == ["ingest", "sessions", "retrain", "score"]
+    assert [s.name for s in first.stages] == ["ingest", "sessions", "retrain", "score", "drift"]
     assert first.stages[2].detail == "ltv_transformer/1 promoted to champion (no champion before)"
     assert first.model == "ltv_transformer/1"
     assert {"bronze.events", "silver.sessions", PREDICTIONS} <= set(first.versions_written)
@@ -60,6 +64,41 @@ def it_runs_every_stage_of_a_day_and_logs_the_run(world):
     assert {r["model_version"] for r in predictions.select("model_version").distinct().collect()} == {
         "ltv_transformer/1"  # the registry version that scored
     }
+    reasons = [list(r["reasons"]) for r in predictions.select("reasons").collect()]
+    assert all(1 <= len(r) <= 3 for r in reasons)  # explained inside the registered model's scoring
+    assert all(re.search(r"\((raises|lowers) value\)$", r) for user in reasons for r in user)
+
+
+def it_measures_drift_against_the_training_cutoffs_and_alerts_over_the_threshold(spark, world):
+    _, config, store, first = world
+    drift = first.stages[4]
+    columns = [*FEATURE_COLUMNS, "expected_ltv"]
+    on_monday = store.read(DRIFT).filter(F.col("refresh_date") == F.lit(MONDAY))
+    saved = {r["column"]: r for r in on_monday.collect()}
+    assert drift.rows == len(saved) == len(columns) and set(saved) == set(columns)
+    assert all(r["psi"] >= 0 and r["flagged"] == (r["psi"] > 0.25) for r in saved.values())
+    assert {r["model_version"] for r in saved.values()} == {"ltv_transformer/1"}
+    worst = max(saved.values(), key=lambda r: r["psi"])
+    flagged = sorted(c for c, r in saved.items() if r["flagged"])
+    if flagged:
+        assert drift.detail.startswith(f"ALERT: PSI over 0.25 in {len(flagged)} of {len(columns)} columns")
+    else:
+        assert drift.detail == f"largest PSI {worst['psi']:.3f} ({worst['column']}); none over 0.25"
+    run = store.read(REFRESH_RUNS).filter(F.col("status") == "succeeded").first()
+    assert {"name": "drift", "rows": len(columns), "detail": drift.detail} == {
+        k: v for k, v in json.loads(run["stages"])[4].items() if k != "seconds"
+    }
+
+    model = resolve_model(config, "champion")
+    strict = dataclasses.replace(config, refresh=dataclasses.replace(config.refresh, drift_threshold=-1.0))
+    reference_rows = store.read(DRIFT_REFERENCE).count()
+    alert = measure_drift(spark, store, strict, MONDAY, model)
+    assert alert.detail().startswith(f"ALERT: PSI over -1.0 in {len(columns)} of {len(columns)} columns")
+    again = store.read(DRIFT).filter(F.col("refresh_date") == F.lit(MONDAY)).collect()
+    assert len(again) == len(columns) and all(r["flagged"] for r in again)  # the date's rows replaced
+    assert {r["column"]: r["psi"] for r in again} == {c: r["psi"] for c, r in saved.items()}
+    assert store.read(DRIFT_REFERENCE).count() == reference_rows == len(columns)  # computed once per model
+    measure_drift(spark, store, config, MONDAY, model)  # leave the date's rows as the refresh wrote them
 
 
 def it_changes_nothing_when_the_same_day_runs_again(spark, world):

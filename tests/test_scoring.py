@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import subprocess
 import sys
 import textwrap
@@ -87,6 +88,18 @@ def it_scores_exactly_like_the_model_called_directly(spark, tmp_path):
         np.testing.assert_allclose(udf_scores[column], direct[column], rtol=1e-6)
 
 
+def it_explains_each_score_on_the_executors_as_the_model_does_directly(spark, tmp_path):
+    folder = write_model(tmp_path / "model")
+    rows = user_rows(spark).repartition(3)
+    assert "reasons" not in score_users(rows, folder, batch_size=16).columns  # only when asked
+    scored = score_users(rows, folder, batch_size=16, explain=True).collect()
+    explained = {r["user_id"]: list(r["reasons"]) for r in scored}
+    local = rows.toPandas()
+    assert explained == dict(zip(local["user_id"], LoadedModel.load(folder).reasons(local), strict=True))
+    assert all(len(reasons) == 3 for reasons in explained.values())  # random weights: everything matters
+    assert all(re.search(r"\((raises|lowers) value\)$", r) for reasons in explained.values() for r in reasons)
+
+
 def it_scores_expected_ltv_through_the_folders_calibration_and_leaves_p_buy_alone(spark, tmp_path):
     folder = write_model(tmp_path / "model")
     rows = user_rows(spark)
@@ -140,6 +153,7 @@ def it_merges_one_row_per_user_and_date_and_rescoring_changes_no_row(
     assert first.table_rows == second.table_rows == first.users == active.count()
     assert before == after
     assert {r["model_version"] for r in after} == {"v0001"}
+    assert all(1 <= len(r["reasons"]) <= 3 for r in after)  # stored beside each prediction
 
 
 def it_loads_the_model_once_per_python_worker_on_a_two_executor_cluster(tmp_path):

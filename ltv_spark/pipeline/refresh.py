@@ -2,7 +2,8 @@
 
 ``refresh(day)`` sees the world as it was at the start of ``day``: the drops of the days before
 it. Every stage is idempotent on its own (files already ingested are skipped, sessions progress by
-bronze batch, a cutoff built from the same bronze version is skipped, predictions are MERGEd), and
+bronze batch, a cutoff built from the same bronze version is skipped, predictions are MERGEd, the
+date's drift (ltv_spark.pipeline.drift) is replaced), and
 a date already refreshed from the same bronze version with the same model is skipped whole, so a
 re-run changes no table and a run killed anywhere re-runs to the same end state. One refresh at a
 time (a lease in ops.leases, ltv_spark.lease). Each run leaves one row in ops.refresh_runs: time
@@ -27,7 +28,8 @@ from ltv_spark.config import Config
 from ltv_spark.dataset import plan_cutoffs
 from ltv_spark.evaluation import actuals
 from ltv_spark.lease import Lease
-from ltv_spark.pipeline.bronze import EVENTS, QUARANTINE, ingest_raw
+from ltv_spark.pipeline.bronze import EVENT_IDS, EVENTS, QUARANTINE, ingest_raw
+from ltv_spark.pipeline.drift import DRIFT, measure_drift
 from ltv_spark.pipeline.gold import FEATURES, LABELS, SEQUENCES, examples
 from ltv_spark.pipeline.scoring import PREDICTIONS, resolve_model, score_as_of
 from ltv_spark.pipeline.silver import SESSIONS, build_sessions
@@ -51,7 +53,7 @@ RUNS_SCHEMA = (
     "run_id string, refresh_date date, status string, started_at timestamp, seconds double, "
     "bronze_version long, model_version string, stages string, versions_written string"
 )
-TRACKED_TABLES = (EVENTS, QUARANTINE, SESSIONS, FEATURES, SEQUENCES, LABELS, PREDICTIONS)
+TRACKED_TABLES = (EVENTS, EVENT_IDS, QUARANTINE, SESSIONS, FEATURES, SEQUENCES, LABELS, PREDICTIONS, DRIFT)
 
 
 @dataclass
@@ -135,6 +137,9 @@ def _refresh_day(spark: SparkSession, store: TableStore, config: Config, day: dt
             model = resolve_model(config, config.refresh.model)
         with _stage(stages, day, "score") as record:
             record.rows = score_as_of(spark, store, config, day, model.uri).users
+        with _stage(stages, day, "drift") as record:
+            report = measure_drift(spark, store, config, day, model)
+            record.rows, record.detail = len(report.psi), report.detail()
         status = "succeeded"
     after = _versions(store)
     summary = RefreshSummary(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
@@ -38,11 +39,12 @@ class ScoreSummary:
             f"{PREDICTIONS} holds {self.table_rows:,} rows"
         ]
         lines.append("top users:  user_id     expected_ltv   p_buy   churn   segment")
-        lines += [
-            f"            {r['user_id']}  {r['expected_ltv']:>11,.2f}   {r['p_buy']:.3f}   "
-            f"{r['churn_probability']:.3f}   {r['segment']}"
-            for r in self.top
-        ]
+        for r in self.top:
+            lines.append(
+                f"            {r['user_id']}  {r['expected_ltv']:>11,.2f}   {r['p_buy']:.3f}   "
+                f"{r['churn_probability']:.3f}   {r['segment']}"
+            )
+            lines.append(f"              why: {'; '.join(r['reasons'] or [])}")
         lines.append("decile  users   mean expected LTV   share of expected value")
         total = sum(d["total"] for d in self.deciles) or 1.0
         lines += [
@@ -60,8 +62,9 @@ def score_as_of(
     ref = resolve_model(config, model or config.score.model)
     build_cutoff(spark, store, config.features, as_of)
     with stage(f"score as of {as_of}") as timer:
-        rows = _rows_at(store, as_of, config.features.sequence_length)
-        scores = score_users(rows, ref.uri, config.score.batch_size).persist(StorageLevel.MEMORY_AND_DISK)
+        rows = rows_at(store, [as_of], config.features.sequence_length)
+        scores = score_users(rows, ref.uri, config.score.batch_size, explain=True)
+        scores = scores.persist(StorageLevel.MEMORY_AND_DISK)
         predictions = prediction_rows(add_deciles_and_segments(scores), as_of, ref)
         store.merge(predictions, PREDICTIONS, keys=["user_id", "as_of"], partition_by=["as_of"])
         timer.rows = scores.count()
@@ -84,7 +87,8 @@ def score_as_of(
 
 
 def prediction_rows(scored: DataFrame, as_of: dt.date | Column, model: ModelRef) -> DataFrame:
-    """Scores with deciles and segments -> gold.predictions rows (model and data lineage added)."""
+    """Scores with deciles, segments and reasons -> gold.predictions rows (model and data lineage
+    added)."""
     lineage = json.dumps(model.data_versions, sort_keys=True)
     return scored.select(
         "user_id",
@@ -94,6 +98,7 @@ def prediction_rows(scored: DataFrame, as_of: dt.date | Column, model: ModelRef)
         "churn_probability",
         "value_decile",
         "segment",
+        "reasons",
         F.lit(model.label).alias("model_version"),
         F.lit(lineage).alias("data_versions"),
         F.current_timestamp().alias("scored_at"),
@@ -113,8 +118,9 @@ def resolve_model(config: Config, model: str) -> ModelRef:
     return resolve(model, config.tracking, config.train.models_root)
 
 
-def _rows_at(store: TableStore, as_of: dt.date, sequence_length: int) -> DataFrame:
-    at = F.col("cutoff") == F.lit(as_of)
+def rows_at(store: TableStore, cutoffs: Sequence[dt.date], sequence_length: int) -> DataFrame:
+    """The model's input rows (features with sequences) of every user at each of ``cutoffs``."""
+    at = F.col("cutoff").isin(list(cutoffs))
     features = store.read(FEATURES).filter(at)
     sequences = store.read(SEQUENCES).filter(at)
     return with_sequences(features, sequences, sequence_length, len(SESSION_VECTOR))

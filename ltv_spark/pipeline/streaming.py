@@ -142,7 +142,7 @@ def _rescore(store: TableStore, config: Config, users: DataFrame, as_of: dt.date
         len(SESSION_VECTOR),
     )
     model = resolve_model(config, config.refresh.model)
-    scores = score_users(rows, model.uri, config.score.batch_size).localCheckpoint()
+    scores = score_users(rows, model.uri, config.score.batch_size, explain=True).localCheckpoint()
     scored = add_deciles_and_segments(scores, _population(store))
     store.merge(prediction_rows(scored, as_of, model), PREDICTIONS, ["user_id", "as_of"], ["as_of"])
 
