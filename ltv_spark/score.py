@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import load_torch, read_json
 from ltv_spark.calibration import DecileCalibration
-from ltv_spark.explain import REASONS, integrated_gradients, top_reasons
+from ltv_spark.explain import REASONS, average_session, integrated_gradients, session_means, top_reasons
 from ltv_spark.model import ModelConfig, build_model
 from ltv_spark.scaling import FeatureScaling
 from ltv_spark.storage import Location
@@ -77,12 +77,15 @@ class LoadedModel:
         mask = _stack(frame["mask"], config.sequence_length)
         return torch.from_numpy(sequence), torch.from_numpy(mask), torch.from_numpy(static)
 
-    def reasons(self, frame: pd.DataFrame, top: int = REASONS) -> list[list[str]]:
-        """Per row of ``frame``: the ``top`` reasons behind its predicted value (ltv_spark.explain)."""
-        static_attribution, sequence_attribution = integrated_gradients(self.model, *self.inputs(frame))
+    def reasons(self, frame: pd.DataFrame, average: Sequence[float], top: int = REASONS) -> list[list[str]]:
+        """Per row of ``frame``: the ``top`` reasons behind its predicted value against the average
+        customer, ``average`` the average session (ltv_spark.explain)."""
+        sequence, mask, static = self.inputs(frame)
+        static_part, session_part = integrated_gradients(self.model, sequence, mask, static, average)
         values = frame[list(self.scaling.columns)].to_numpy(dtype=float)
+        means = session_means(sequence.numpy(), mask.numpy(), self.model.config.session_features)
         return top_reasons(
-            self.scaling.columns, values, static_attribution.numpy(), sequence_attribution.numpy(), top
+            self.scaling.columns, values, static_part.numpy(), session_part.numpy(), means, average, top
         )
 
     def score(self, frame: pd.DataFrame, calibration: DecileCalibration | None = None) -> pd.DataFrame:
@@ -116,7 +119,8 @@ def score_users(
     (ltv_spark.calibration), read here on the driver and shipped with the function;
     ``calibrated=False`` gives the raw ZILN mean (what the calibration is fitted on). A registered
     model is the MLflow pyfunc, loaded once per Python worker, its calibration inside it.
-    Explaining costs about ``explain.STEPS`` forward and backward passes more per batch.
+    Explaining costs one aggregation over ``rows`` (the average session) and about
+    ``explain.STEPS`` forward and backward passes more per batch.
     """
     predictor = (
         _registered_predictor(model, calibrated)
@@ -124,6 +128,7 @@ def score_users(
         else _folder_predictor(model, calibrated)
     )
     explainer = _explainer(model) if explain else None
+    average = average_session(rows) if explain else []  # the baseline's session: one aggregation
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         predict = predictor()
@@ -133,7 +138,7 @@ def score_users(
                 part = batch.iloc[start : start + batch_size]
                 scores = with_user_ids(part, predict(part))
                 if explained is not None:
-                    scores["reasons"] = explained.reasons(part)
+                    scores["reasons"] = explained.reasons(part, average)
                 yield scores
 
     return rows.mapInPandas(score, EXPLAINED_SCHEMA if explain else SCORE_SCHEMA)

@@ -9,11 +9,18 @@ import pytest
 import torch
 from torch import nn
 
-from ltv_spark.explain import integrated_gradients, sequence_baseline
+from ltv_spark.explain import (
+    average_session,
+    integrated_gradients,
+    sequence_baseline,
+    session_means,
+    top_reasons,
+)
 from ltv_spark.features import FEATURE_COLUMNS
 from ltv_spark.model import SESSION_FEATURES, ModelConfig, build_model
 from ltv_spark.scaling import FeatureScaling
 from ltv_spark.score import LoadedModel
+from ltv_spark.sequences import SESSION_VECTOR
 from ltv_spark.ziln import log_expected_value
 
 AVERAGE = {column: 0.0 for column in FEATURE_COLUMNS} | {  # the hand-made average customer
@@ -67,7 +74,7 @@ def it_names_what_was_changed_on_a_hand_made_user():
             {"orders_30d": 3.0, "sessions_30d": 5.0},
         ]
     )
-    average, lapsed, refunder, active = model.reasons(users)
+    average, lapsed, refunder, active = model.reasons(users, [0.0] * SESSION_FEATURES)
     assert average == []  # nothing differs from the average customer: nothing to explain
     assert lapsed == ["no session in 41 days (lowers value)"]
     assert refunder == ["refund rate 40% (lowers value)"]
@@ -84,14 +91,42 @@ def it_splits_the_change_in_log_value_between_the_inputs_on_a_transformer():
     static = torch.randn(5, config.static_features)
     sequence = torch.randn(5, config.sequence_length * config.session_features)
     mask = torch.tensor([[1.0, 1.0, 0.0, 0.0]] * 4 + [[0.0] * 4])  # the last user has no session
-    static_part, sequence_part = integrated_gradients(model, sequence, mask, static)  # 8 steps
-    average = sequence_baseline(model, sequence)  # zeros but the session times
-    assert (average != 0).sum() == 5 * 4 and torch.equal(
-        average[:, config.time_feature], sequence[:, 0 + config.time_feature]
-    )
+    average = torch.randn(config.session_features).tolist()
+    static_part, session_part = integrated_gradients(model, sequence, mask, static, average)  # 8 steps
+    typical = sequence_baseline(model, sequence, mask, average).view(5, 4, -1)
+    sessions = sequence.view(5, 4, -1)
+    time = config.time_feature
+    assert torch.equal(typical[:, :, time], sessions[:, :, time])  # the user's own session times
+    assert typical[0, 0, 0] == average[0] and torch.equal(typical[:, 2:], sessions[:, 2:])  # padding kept
+    assert session_part[:, time].abs().max() == 0 and session_part[4].abs().max() == 0  # nothing moved
     with torch.no_grad():
         user = log_expected_value(model(sequence, mask, static)[0])
-        baseline = log_expected_value(model(average, mask, torch.zeros_like(static))[0])
-    total = static_part.sum(dim=1) + sequence_part
+        baseline = log_expected_value(model(typical.view(5, -1), mask, torch.zeros_like(static))[0])
+    total = static_part.sum(dim=1) + session_part.sum(dim=1)
     assert total.numpy() == pytest.approx((user - baseline).numpy(), abs=0.003)
-    assert sequence_part[:4].abs().min() > 0 and (user - baseline).abs().max() > 0.03  # not a trivial case
+    assert session_part[:4].abs().sum(dim=1).min() > 0 and (user - baseline).abs().max() > 0.03  # not trivial
+
+
+def it_reads_the_session_numbers_in_groups_against_the_average_session(spark):
+    columns = ("orders",)
+    average = [0.0] * SESSION_FEATURES
+    views = SESSION_VECTOR.index("log_views")
+    average[views] = 1.0
+    rows = [  # one user, two sessions: 3 and 1 log-views on average 2, above the average session
+        np.array(
+            [
+                [3.0 if f == views else 0.0 for f in range(SESSION_FEATURES)],
+                [1.0 if f == views else 0.0 for f in range(SESSION_FEATURES)],
+            ]
+        ).ravel()
+    ]
+    means = session_means(np.stack(rows), np.array([[1.0, 1.0]]), SESSION_FEATURES)
+    attribution = np.zeros((1, SESSION_FEATURES))
+    attribution[0, views] = 0.4
+    reasons = top_reasons(columns, np.array([[2.0]]), np.array([[-0.1]]), attribution, means, average)
+    assert reasons == [["views per session above average (raises value)", "2 orders in all (lowers value)"]]
+    frame = spark.createDataFrame(
+        [(rows[0].tolist(), [1.0, 1.0]), ([9.0] * 2 * SESSION_FEATURES, [0.0, 0.0])],
+        "sequence array<float>, mask array<float>",
+    )
+    assert average_session(frame)[views] == pytest.approx(2.0)  # padding never counts

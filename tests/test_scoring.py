@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import save_torch, write_json
 from ltv_spark.calibration import DecileCalibration
+from ltv_spark.explain import average_session
 from ltv_spark.features import FEATURE_COLUMNS
 from ltv_spark.model import ModelConfig, build_model
 from ltv_spark.pipeline import EVENTS
@@ -94,8 +95,10 @@ def it_explains_each_score_on_the_executors_as_the_model_does_directly(spark, tm
     assert "reasons" not in score_users(rows, folder, batch_size=16).columns  # only when asked
     scored = score_users(rows, folder, batch_size=16, explain=True).collect()
     explained = {r["user_id"]: list(r["reasons"]) for r in scored}
-    local = rows.toPandas()
-    assert explained == dict(zip(local["user_id"], LoadedModel.load(folder).reasons(local), strict=True))
+    local, average = rows.toPandas(), average_session(rows)
+    assert explained == dict(
+        zip(local["user_id"], LoadedModel.load(folder).reasons(local, average), strict=True)
+    )
     assert all(len(reasons) == 3 for reasons in explained.values())  # random weights: everything matters
     assert all(re.search(r"\((raises|lowers) value\)$", r) for reasons in explained.values() for r in reasons)
 
