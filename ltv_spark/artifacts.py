@@ -39,7 +39,9 @@ SCORING_FILES = (  # what scoring needs of a folder (checkpoint.pt, the resumabl
     "train_config.json",
     "cutoffs.json",
     "metrics.json",
+    "categories.json",  # with a cross-sell head: its categories, in the order of its logits
 )
+CATEGORIES_FILE = "categories.json"
 VERSION_PATTERN = "v[0-9][0-9][0-9][0-9]"
 
 Where = str | Path | Location

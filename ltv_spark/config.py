@@ -130,6 +130,8 @@ class TrainConfig:
     dropout: float = 0.0  # 0.1 ranked no better on the demo world and halved training speed
     architecture: Literal["transformer", "mlp"] = "transformer"  # mlp: the static-feature baseline
     mixture_components: int = 1  # lognormals of a buyer's spend in the ZILN head (1: plain ZILN)
+    next_categories: int = 20  # cross-sell head: the categories most bought in training (0: no head)
+    category_weight: float = 1.0  # of the cross-sell loss (summed over categories) beside the ZILN loss
     models_root: str = "data/models"
     cache_dir: str = "data/petastorm_cache"  # Petastorm's materialized rows, deleted after training
 

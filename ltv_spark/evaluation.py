@@ -45,6 +45,30 @@ class MetricTables:
     churn_from: dict[str, str]  # model -> "probability" or "value"
     # (model, seed, segment_kind, segment): users, normalized_gini, total_ratio, churn_auc, flagged
     segments: pd.DataFrame | None = None
+    # next-category propensity (ltv_spark.cross_sell), where the models have a cross-sell head:
+    # (model, seed): users, buyers, categories, mean_auc, top_k_hit_rate
+    cross_sell: pd.DataFrame | None = None
+    categories: pd.DataFrame | None = None  # (model, seed, category): users, buyers, auc
+
+    def cross_sell_summary(self) -> pd.DataFrame | None:
+        """Per model: runs, buyers, and mean AUC and top-k hit rate with their spread over seeds."""
+        if self.cross_sell is None:
+            return None
+        grouped = self.cross_sell.groupby("model", sort=False)
+        table = grouped.agg(runs=("seed", "size"), users=("users", "first"), buyers=("buyers", "first"))
+        for column in ("mean_auc", "top_k_hit_rate"):
+            table[column] = grouped[column].mean()
+            table[f"{column}_std"] = grouped[column].std(ddof=1).fillna(0.0)
+        return table.reset_index()
+
+    def category_auc_table(self) -> pd.DataFrame | None:
+        """category x model: the AUC, mean over seeds; with each category's buyers."""
+        if self.categories is None:
+            return None
+        means = self.categories.groupby(["category", "model"], sort=False)["auc"].mean().unstack("model")
+        buyers = self.categories.groupby("category")["buyers"].first().rename("buyers")
+        order = list(dict.fromkeys(self.categories["model"]))
+        return pd.concat([buyers, means[order]], axis=1).sort_values("buyers", ascending=False).reset_index()
 
     def segment_summary(self) -> pd.DataFrame | None:
         """Per model and segment: users, and each segment metric's mean over the seeds; flagged
@@ -145,6 +169,23 @@ def format_summary(summary: pd.DataFrame) -> list[str]:
         line = f"{row.model:<{width}}{row.runs:>5}{row.users:>8,}" + "".join(cells)
         line += "".join(f"{getattr(row, 'gini_vs_' + r):>14.3f}" for r in fractions)
         lines.append(line)
+    return lines
+
+
+def format_cross_sell(summary: pd.DataFrame | None, top: int) -> list[str]:
+    """The cross-sell table as text lines: per model, mean AUC and top-k hit rate (± over seeds)."""
+    if summary is None:
+        return []
+    lines = [
+        f"next category (cross-sell): {int(summary['buyers'].iloc[0]):,} buyers in the horizon",
+        f"  {'model':<24}{'runs':>5}{'mean AUC':>18}{f'top-{top} hit rate':>20}",
+    ]
+    for row in summary.itertuples(index=False):
+        cells = [
+            f"{getattr(row, name):.4f}" + (f" ±{getattr(row, name + '_std'):.4f}" if row.runs > 1 else "")
+            for name in ("mean_auc", "top_k_hit_rate")
+        ]
+        lines.append(f"  {row.model:<24}{row.runs:>5}{cells[0]:>18}{cells[1]:>20}")
     return lines
 
 

@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from torch import nn
 
+from ltv_spark.model import ziln_part
 from ltv_spark.sequences import SESSION_VECTOR
 from ltv_spark.ziln import log_expected_value
 
@@ -98,7 +99,7 @@ def integrated_gradients(
     sequence_path = (start.repeat(steps, 1) + alphas * (sequence - start).repeat(steps, 1)).requires_grad_()
     with torch.enable_grad():
         outputs, _ = model(sequence_path, mask.repeat(steps, 1), static_path)
-        total = log_expected_value(outputs).sum()
+        total = log_expected_value(ziln_part(outputs, model.config)).sum()
         static_grad, sequence_grad = torch.autograd.grad(
             total, [static_path, sequence_path], allow_unused=True
         )

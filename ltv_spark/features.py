@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ltv_spark.frames import days_between, distinct_count
@@ -36,6 +36,9 @@ FEATURE_COLUMNS = (
     "session_trend",
     "has_purchased",
 )
+CATEGORY_HISTORY = "category_history"  # each category's share of the user's events (category_history)
+HISTORY_TYPE = "array<struct<category: string, share: float>>"
+CATEGORY_EVENT_WEIGHTS = {"purchase": 1.0, "cart": 0.3, "view": 0.1}  # an event's weight in that share
 
 
 def events_before(events: DataFrame, cutoff: dt.date) -> DataFrame:
@@ -86,7 +89,7 @@ def sessions_from_silver(
 
 
 def user_features(sessions: DataFrame, events: DataFrame, cutoff: dt.date) -> DataFrame:
-    """One row per user active before ``cutoff``: the cutoff, then FEATURE_COLUMNS.
+    """One row per user active before ``cutoff``: the cutoff, FEATURE_COLUMNS, then CATEGORY_HISTORY.
 
     ``sessions`` must come from ``sessions_before(events, cutoff, ...)`` or ``sessions_from_silver``.
     """
@@ -119,7 +122,9 @@ def user_features(sessions: DataFrame, events: DataFrame, cutoff: dt.date) -> Da
         F.sum(F.when(F.col("event_type") == "purchase", 1).otherwise(0)).alias("_purchase_events"),
         distinct_count("category").alias("category_diversity"),
     )
-    joined = event_stats.join(session_stats, "user_id", "left")
+    joined = event_stats.join(session_stats, "user_id", "left").join(
+        category_history(past), "user_id", "left"
+    )
     return joined.select(
         "user_id",
         F.lit(cutoff).alias("cutoff"),
@@ -146,7 +151,31 @@ def user_features(sessions: DataFrame, events: DataFrame, cutoff: dt.date) -> Da
             / (F.coalesce(F.col("sessions_prior_90d"), F.lit(0)) / 3 + 1)
         ).alias("session_trend"),
         (F.col("orders") > 0).cast("int").alias("has_purchased"),
+        F.coalesce(F.col(CATEGORY_HISTORY), F.array().cast(HISTORY_TYPE)).alias(CATEGORY_HISTORY),
     )
+
+
+def category_strength(events: DataFrame) -> DataFrame:
+    """user_id, category, strength: the user's events in each category, weighted by
+    CATEGORY_EVENT_WEIGHTS (a purchase counts ten views). Callers pass the events they may use."""
+    weight = F.lit(0.0)
+    for event_type, value in CATEGORY_EVENT_WEIGHTS.items():
+        weight = F.when(F.col("event_type") == event_type, F.lit(value)).otherwise(weight)
+    known = events.filter(
+        F.col("category").isNotNull() & F.col("event_type").isin(list(CATEGORY_EVENT_WEIGHTS))
+    )
+    return known.groupBy("user_id", "category").agg(F.sum(weight).alias("strength"))
+
+
+def category_history(past: DataFrame) -> DataFrame:
+    """user_id, category_history: each category's share of the user's weighted events in ``past``,
+    as (category, share) pairs sorted by category (what the cross-sell head reads beside the
+    sessions: which categories the user engages with). An array, not a map: rows stay comparable."""
+    strength = category_strength(past)
+    total = F.sum("strength").over(Window.partitionBy("user_id"))
+    shares = strength.withColumn("share", (F.col("strength") / total).cast("float"))
+    pairs = F.array_sort(F.collect_list(F.struct("category", "share")))
+    return shares.groupBy("user_id").agg(pairs.alias(CATEGORY_HISTORY))
 
 
 def _recent(t: Column, days: int) -> Column:

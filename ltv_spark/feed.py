@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import fsspec
@@ -29,10 +29,12 @@ from petastorm.spark import SparkDatasetConverter, make_spark_converter
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from ltv_spark.cross_sell import category_targets, history_vector
 from ltv_spark.scaling import FeatureScaling
 from ltv_spark.storage import OBJECT_STORE_SCHEMES, Location, object_store_filesystem
 
 MODEL_COLUMNS = ("static", "sequence", "mask", "value")
+CROSS_SELL_COLUMNS = ("categories", "history")  # a cross-sell head's targets and input (C wide each)
 
 # Petastorm 0.12 calls pyarrow 14's legacy dataset API (STACK.md pins both): one FutureWarning per
 # file and row group, in every training process. They say nothing actionable, so they are muted.
@@ -58,13 +60,21 @@ for _scheme in OBJECT_STORE_SCHEMES:
     fsspec.register_implementation(_scheme, ObjectStoreFileSystem, clobber=True)
 
 
-def to_model_rows(examples: DataFrame, scaling: FeatureScaling) -> DataFrame:
-    """static (array<float>, scaled), sequence, mask, value (net value in the horizon, >= 0)."""
+def to_model_rows(examples: DataFrame, scaling: FeatureScaling, categories: Sequence[str] = ()) -> DataFrame:
+    """static (array<float>, scaled), sequence, mask, value (net value in the horizon, >= 0); and,
+    given the cross-sell head's ``categories``, their targets and the user's history in them
+    (ltv_spark.cross_sell)."""
+    cross_sell = (
+        [category_targets(categories).alias("categories"), history_vector(categories).alias("history")]
+        if categories
+        else []
+    )
     return examples.select(
         scaling.static_column().alias("static"),
         F.col("sequence"),
         F.col("mask"),
         F.greatest(F.col("net_value"), F.lit(0.0)).cast("float").alias("value"),
+        *cross_sell,
     )
 
 
@@ -79,7 +89,7 @@ def petastorm_converter(
     cache = Location.of(cache_dir)
     cache.mkdir()
     spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, cache.as_uri())
-    selected = rows.select(*MODEL_COLUMNS)
+    selected = rows.select(*MODEL_COLUMNS, *[c for c in CROSS_SELL_COLUMNS if c in rows.columns])
     if selected.rdd.getNumPartitions() < min_files:
         selected = selected.repartition(min_files)
     return make_spark_converter(selected)

@@ -11,13 +11,14 @@ from ltv_spark.features import events_before
 
 
 def user_labels(events: DataFrame, cutoff: dt.date, horizon_days: int) -> DataFrame:
-    """user_id, cutoff, horizon_days, net_value (purchases - refunds), bought (0/1), orders_in_horizon.
+    """user_id, cutoff, horizon_days, net_value (purchases - refunds), bought (0/1), orders_in_horizon,
+    next_categories (the categories bought in the window, sorted: the cross-sell label).
 
-    Users are those with any event before T; a user with nothing in the window gets zeros.
+    Users are those with any event before T; a user with nothing in the window gets zeros and [].
     """
     start = dt.datetime.combine(cutoff, dt.time())
     active = events_before(events, cutoff).select("user_id").distinct()
-    outcome = window_outcomes(events, start, start + dt.timedelta(days=horizon_days))
+    outcome = window_outcomes(events, start, start + dt.timedelta(days=horizon_days), with_categories=True)
     joined = active.join(outcome, "user_id", "left")
     orders = F.coalesce(F.col("orders"), F.lit(0)).cast("long")
     return joined.select(
@@ -27,17 +28,24 @@ def user_labels(events: DataFrame, cutoff: dt.date, horizon_days: int) -> DataFr
         F.coalesce(F.col("net_value"), F.lit(0.0)).alias("net_value"),
         (orders > 0).cast("int").alias("bought"),
         orders.alias("orders_in_horizon"),
+        F.coalesce(F.col("categories"), F.array().cast("array<string>")).alias("next_categories"),
     )
 
 
-def window_outcomes(events: DataFrame, start: dt.datetime, end: dt.datetime) -> DataFrame:
-    """user_id, net_value (purchases - refunds) and orders of the users with events in [start, end)."""
+def window_outcomes(
+    events: DataFrame, start: dt.datetime, end: dt.datetime, with_categories: bool = False
+) -> DataFrame:
+    """user_id, net_value (purchases - refunds) and orders of the users with events in [start, end);
+    ``with_categories``: also ``categories``, the (sorted, distinct) categories they bought."""
     window = events.filter((F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end)))
     amount = F.col("price") * F.col("quantity")
+    purchase = F.col("event_type") == "purchase"
+    categories = F.array_sort(F.collect_set(F.when(purchase, F.col("category")))).alias("categories")
     return window.groupBy("user_id").agg(
         (
             F.coalesce(F.sum(F.when(F.col("event_type") == "purchase", amount)), F.lit(0.0))
             - F.coalesce(F.sum(F.when(F.col("event_type") == "refund", amount)), F.lit(0.0))
         ).alias("net_value"),
-        F.countDistinct(F.when(F.col("event_type") == "purchase", F.col("order_id"))).alias("orders"),
+        F.countDistinct(F.when(purchase, F.col("order_id"))).alias("orders"),
+        *([categories] if with_categories else []),
     )

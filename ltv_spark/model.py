@@ -1,5 +1,10 @@
 """The LTV Transformer: a small encoder over a user's last sessions, joined with static features,
-feeding a ZILN head (ltv_spark.ziln). Shapes: B users, N sessions, F numbers per session, S static.
+feeding a ZILN head (ltv_spark.ziln) and, optionally, a second head: one logit per category, the
+probability of buying in it in the horizon (the cross-sell head, multi-task with the value). The
+second head reads the shared representation and the user's category history (each category's
+share of their past events); the value head never sees that history, so the value a model
+predicts needs no more inputs than before. Shapes: B users, N sessions, F numbers per session,
+S static, C categories.
 
 ``StaticMLP`` is the seeds' DNN baseline: the same ZILN head on the static features alone, with the
 same forward signature, so the one training loop and the one scoring UDF serve both.
@@ -11,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ltv_spark.sequences import SESSION_VECTOR
@@ -36,6 +42,8 @@ class ModelConfig:
     time_frequencies: int = 8
     architecture: str = "transformer"  # or "mlp": static features only (see build_model)
     mixture_components: int = 1  # lognormals of a buyer's spend in the ZILN head (ltv_spark.ziln)
+    categories: int = 0  # C: logits of the cross-sell head (0: no second head)
+    category_weight: float = 1.0  # of the cross-sell loss (summed over categories) beside the ZILN loss
 
 
 class TimeEncoding(nn.Module):
@@ -53,8 +61,37 @@ class TimeEncoding(nn.Module):
         return self.project(torch.cat([angles.sin(), angles.cos()], dim=-1))  # (B, N, d_model)
 
 
+class CategoryHead(nn.Module):
+    """(hidden (B, H), history (B, C)) -> category logits (B, C)."""
+
+    def __init__(self, hidden: int, config: ModelConfig) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(hidden + config.categories, config.d_model),
+            nn.GELU(),
+            nn.Linear(config.d_model, config.categories),
+        )
+
+    def forward(self, hidden: torch.Tensor, history: torch.Tensor | None) -> torch.Tensor:
+        if history is None:  # no history given: as a user without any category event
+            history = hidden.new_zeros(hidden.shape[0], self.layers[-1].out_features)
+        return self.layers(torch.cat([hidden, history], dim=-1))  # (B, C)
+
+
+def _category_head(hidden: int, config: ModelConfig) -> CategoryHead | None:
+    return CategoryHead(hidden, config) if config.categories else None
+
+
+def _all_outputs(
+    value_outputs: torch.Tensor, head: CategoryHead | None, hidden: torch.Tensor, history: torch.Tensor | None
+) -> torch.Tensor:
+    """The value head's outputs, then the category logits where the model has that head."""
+    return value_outputs if head is None else torch.cat([value_outputs, head(hidden, history)], dim=-1)
+
+
 class LTVTransformer(nn.Module):
-    """forward(sequence, mask, static, value=None) -> (outputs (B, 3 | 1 + 3K), loss or None)."""
+    """forward(sequence, mask, static, value=None, categories=None, history=None) ->
+    (outputs (B, 3 | 1 + 3K, + C), loss or None)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -70,6 +107,7 @@ class LTVTransformer(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, head_outputs(config.mixture_components))
         )
+        self.category_head = _category_head(2 * d, config)
 
     def forward(
         self,
@@ -77,6 +115,8 @@ class LTVTransformer(nn.Module):
         mask: torch.Tensor,  # (B, N), 1 for a real session
         static: torch.Tensor,  # (B, S), scaled
         value: torch.Tensor | None = None,  # (B,), the label
+        categories: torch.Tensor | None = None,  # (B, C), 1 where the user bought in the category
+        history: torch.Tensor | None = None,  # (B, C), each category's share of the user's past events
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch = sequence.shape[0]
         sessions = sequence.view(
@@ -92,13 +132,15 @@ class LTVTransformer(nn.Module):
         keep = (~padding).unsqueeze(-1).to(hidden.dtype)  # (B, N, 1)
         pooled = (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)  # (B, d)
         joined = torch.cat([pooled, self.static_in(static)], dim=-1)  # (B, 2d)
-        outputs = self.head(joined)  # (B, 3 | 1 + 3K): logit p, then the lognormal(s)
-        loss = ziln_loss(outputs, value) if value is not None else None
+        value_outputs = self.head(joined)  # (B, 3 | 1 + 3K): logit p, then the lognormal(s)
+        outputs = _all_outputs(value_outputs, self.category_head, joined, history)  # (B, ... + C)
+        loss = model_loss(outputs, self.config, value, categories) if value is not None else None
         return outputs, loss
 
 
 class StaticMLP(nn.Module):
-    """forward(sequence, mask, static, value=None) -> (outputs, loss or None); ignores sessions."""
+    """forward(sequence, mask, static, value=None, categories=None, history=None) -> (outputs, loss
+    or None); ignores sessions."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -112,6 +154,7 @@ class StaticMLP(nn.Module):
             nn.GELU(),
             nn.Linear(d, head_outputs(config.mixture_components)),
         )
+        self.category_head = _category_head(d, config)
 
     def forward(
         self,
@@ -119,9 +162,14 @@ class StaticMLP(nn.Module):
         mask: torch.Tensor,  # (B, N), unused
         static: torch.Tensor,  # (B, S), scaled
         value: torch.Tensor | None = None,  # (B,)
+        categories: torch.Tensor | None = None,  # (B, C)
+        history: torch.Tensor | None = None,  # (B, C)
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        outputs = self.layers(static)  # (B, 3 | 1 + 3K): logit p, then the lognormal(s)
-        loss = ziln_loss(outputs, value) if value is not None else None
+        hidden = self.layers[:-1](static)  # (B, d)
+        outputs = _all_outputs(
+            self.layers[-1](hidden), self.category_head, hidden, history
+        )  # as LTVTransformer's
+        loss = model_loss(outputs, self.config, value, categories) if value is not None else None
         return outputs, loss
 
 
@@ -134,3 +182,30 @@ def build_model(config: ModelConfig) -> nn.Module:
         known = list(ARCHITECTURES)
         raise ValueError(f"unknown architecture {config.architecture!r}: expected one of {known}")
     return ARCHITECTURES[config.architecture](config)
+
+
+def ziln_part(outputs: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """(B, 3 | 1 + 3K, + C) -> the ZILN head's outputs (B, 3 | 1 + 3K), what ltv_spark.ziln reads."""
+    return outputs[..., : head_outputs(config.mixture_components)]
+
+
+def category_logits(outputs: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """(B, 3 | 1 + 3K, + C) -> the cross-sell head's logits (B, C); (B, 0) without the head."""
+    return outputs[..., head_outputs(config.mixture_components) :]
+
+
+def category_loss(outputs: torch.Tensor, config: ModelConfig, categories: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of each category's logit, summed over categories, mean over users."""
+    logits = category_logits(outputs, config)
+    return F.binary_cross_entropy_with_logits(logits, categories, reduction="sum") / max(len(logits), 1)
+
+
+def model_loss(
+    outputs: torch.Tensor, config: ModelConfig, value: torch.Tensor, categories: torch.Tensor | None
+) -> torch.Tensor:
+    """The ZILN loss, plus ``category_weight`` x the cross-sell loss where the model has that head
+    and ``categories`` are given."""
+    loss = ziln_loss(ziln_part(outputs, config), value)
+    if config.categories and categories is not None:
+        loss = loss + config.category_weight * category_loss(outputs, config, categories)
+    return loss

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ltv_spark.cross_sell import TOP_K
 from ltv_spark.evaluation import REFERENCES, MetricTables, gain_curve, roc_curve, segment_values
 from ltv_spark.segments import CALIBRATION_TOLERANCE
 from ltv_spark.storage import Location
@@ -45,6 +46,9 @@ def write_report(
     quality = tables.segment_summary()
     if quality is not None:
         (folder / "segment_quality.csv").write_text(quality.to_csv(index=False))
+    if tables.cross_sell is not None:
+        (folder / "cross_sell.csv").write_text(tables.cross_sell.to_csv(index=False))
+        (folder / "cross_sell_categories.csv").write_text(tables.categories.to_csv(index=False))
     figures = {
         "gain_curves": plot_gains(tables),
         "deciles": plot_deciles(tables),
@@ -205,6 +209,7 @@ img{{max-width:620px}}</style></head>
 <h2>Metrics (mean and standard deviation over seeds)</h2>{table(summary)}
 <h2>Top segments</h2>{table(segments)}
 {_quality_section(quality, table)}
+{_cross_sell_section(tables, table)}
 <h2>Plots</h2>{figures}
 <h2>Every run</h2>{table(tables.runs)}
 </body></html>
@@ -224,3 +229,17 @@ def _quality_section(quality: pd.DataFrame | None, table) -> str:
         shown = group.drop(columns=["model"]).assign(flagged=group["flagged"].map({True: "OFF", False: ""}))
         parts.append(f"<h3>{html.escape(str(model))}</h3>{table(shown)}")
     return "".join(parts)
+
+
+def _cross_sell_section(tables: MetricTables, table) -> str:
+    """Next-category propensity: every model's mean AUC and top-k hit rate, and the AUC per category."""
+    summary = tables.cross_sell_summary()
+    if summary is None:
+        return ""
+    return (
+        f"<h2>Next category (cross-sell)</h2><p>P(buys in a category in the horizon): AUC per category "
+        f"(mean over the categories), and the share of the users who bought whose top {TOP_K} categories "
+        "hold one they bought; mean and spread over seeds (every seed: cross_sell.csv, "
+        f"cross_sell_categories.csv and gold.evaluation_categories).</p>{table(summary)}"
+        f"<h3>AUC per category (mean over seeds)</h3>{table(tables.category_auc_table())}"
+    )

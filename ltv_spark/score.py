@@ -16,16 +16,20 @@ import torch
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ltv_spark.artifacts import load_torch, read_json
+from ltv_spark.artifacts import CATEGORIES_FILE, load_torch, read_json
 from ltv_spark.calibration import DecileCalibration
 from ltv_spark.explain import REASONS, average_session, integrated_gradients, session_means, top_reasons
-from ltv_spark.model import ModelConfig, build_model
+from ltv_spark.features import CATEGORY_HISTORY
+from ltv_spark.model import ModelConfig, build_model, category_logits, ziln_part
 from ltv_spark.scaling import FeatureScaling
 from ltv_spark.storage import Location
 from ltv_spark.ziln import churn_probability, expected_value, p_buy
 
 SCORE_SCHEMA = "user_id string, expected_ltv double, p_buy double, churn_probability double"
-EXPLAINED_SCHEMA = f"{SCORE_SCHEMA}, reasons array<string>"
+TOP_CATEGORIES_TYPE = "array<struct<category: string, probability: double>>"
+EXPLAINED_SCHEMA = f"{SCORE_SCHEMA}, reasons array<string>, top_categories {TOP_CATEGORIES_TYPE}"
+CATEGORY_SCHEMA = "user_id string, category string, probability double"
+TOP_CATEGORIES = 3  # categories per user in gold.predictions.top_categories
 PREDICTION_COLUMNS = ("expected_ltv", "p_buy", "churn_probability")  # what a model returns per row
 REGISTERED_PREFIX = "models:/"
 LOAD_LOG_ENV = "LTV_MODEL_LOAD_LOG"  # when set, each model load appends "<pid>\n" to that file
@@ -40,6 +44,7 @@ class LoadedModel:
 
     model: torch.nn.Module  # an LTVTransformer or a StaticMLP
     scaling: FeatureScaling
+    categories: tuple[str, ...] = ()  # the cross-sell head's categories; () without that head
 
     @classmethod
     def load(cls, artifact_dir: str) -> LoadedModel:
@@ -53,14 +58,19 @@ class LoadedModel:
         if log:
             with open(log, "a") as handle:
                 handle.write(f"{os.getpid()}\n")
-        return cls(model, FeatureScaling.from_dict(read_json(artifact_dir, "scaling.json")))
+        categories = (Location.of(artifact_dir) / CATEGORIES_FILE).exists()
+        return cls(
+            model,
+            FeatureScaling.from_dict(read_json(artifact_dir, "scaling.json")),
+            tuple(read_json(artifact_dir, CATEGORIES_FILE)) if categories else (),
+        )
 
     def predict(self, frame: pd.DataFrame, calibration: DecileCalibration | None = None) -> pd.DataFrame:
         """static feature columns, sequence, mask -> PREDICTION_COLUMNS; expected_ltv through
         ``calibration`` when given. What the model's MLflow pyfunc returns (ltv_spark.pyfunc)."""
         calibration = calibration or DecileCalibration()
         with torch.no_grad():
-            outputs, _ = self.model(*self.inputs(frame))
+            outputs = ziln_part(self.model(*self.inputs(frame))[0], self.model.config)
         return pd.DataFrame(
             {
                 "expected_ltv": calibration.apply(expected_value(outputs).double().numpy()),
@@ -88,6 +98,33 @@ class LoadedModel:
             self.scaling.columns, values, static_part.numpy(), session_part.numpy(), means, average, top
         )
 
+    def category_probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        """(rows, C): each row's probability of buying in each of ``categories`` in the horizon."""
+        with torch.no_grad():
+            outputs, _ = self.model(*self.inputs(frame), history=self.history(frame))
+        return torch.sigmoid(category_logits(outputs, self.model.config)).double().numpy()
+
+    def history(self, frame: pd.DataFrame) -> torch.Tensor:
+        """(rows, C): each row's category_history (ltv_spark.features) at the head's categories."""
+        rows = frame[CATEGORY_HISTORY] if CATEGORY_HISTORY in frame else [None] * len(frame)
+        maps = [
+            {pair["category"]: pair["share"] for pair in (row if row is not None else [])} for row in rows
+        ]
+        shares = [[shares.get(name, 0.0) for name in self.categories] for shares in maps]
+        return torch.tensor(shares, dtype=torch.float32).reshape(len(frame), len(self.categories))
+
+    def top_categories(self, frame: pd.DataFrame, top: int = TOP_CATEGORIES) -> list[list[dict]]:
+        """Per row: its ``top`` most likely categories, most likely first, as {category, probability};
+        [] for a model without a cross-sell head."""
+        if not self.categories:
+            return [[] for _ in range(len(frame))]
+        probabilities = self.category_probabilities(frame)
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
+        return [
+            [{"category": self.categories[j], "probability": float(row[j])} for j in best]
+            for row, best in zip(probabilities, order, strict=True)
+        ]
+
     def score(self, frame: pd.DataFrame, calibration: DecileCalibration | None = None) -> pd.DataFrame:
         """user_id, static feature columns, sequence, mask -> SCORE_SCHEMA columns."""
         return with_user_ids(frame, self.predict(frame, calibration))
@@ -112,7 +149,8 @@ def score_users(
     rows: DataFrame, model: str, batch_size: int, calibrated: bool = True, explain: bool = False
 ) -> DataFrame:
     """rows (user_id, features, sequence, mask) -> user_id, expected_ltv, p_buy, churn_probability
-    (and ``reasons`` with ``explain``: the top reasons of each value, ltv_spark.explain).
+    (and, with ``explain``, ``reasons``: the top reasons of each value, ltv_spark.explain; and
+    ``top_categories``: the cross-sell head's most likely categories, [] without that head).
 
     ``model`` is a model folder or a registered version (``models:/<name>/<version>``, see
     ltv_spark.registry). A folder's expected_ltv is calibrated with its calibration.json
@@ -139,9 +177,34 @@ def score_users(
                 scores = with_user_ids(part, predict(part))
                 if explained is not None:
                     scores["reasons"] = explained.reasons(part, average)
+                    scores["top_categories"] = explained.top_categories(part)
                 yield scores
 
     return rows.mapInPandas(score, EXPLAINED_SCHEMA if explain else SCORE_SCHEMA)
+
+
+def category_predictions(rows: DataFrame, artifact_dir: str, batch_size: int) -> DataFrame:
+    """rows -> user_id, category, probability: one row per user and category of the model's
+    cross-sell head (none without that head); what the cross-sell evaluation ranks."""
+
+    def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model = loaded_model(artifact_dir)
+        names = np.array(model.categories, dtype=object)
+        for batch in batches:
+            for start in range(0, len(batch), batch_size):
+                part = batch.iloc[start : start + batch_size]
+                if not len(names):
+                    continue
+                probabilities = model.category_probabilities(part)  # (rows, C)
+                yield pd.DataFrame(
+                    {
+                        "user_id": np.repeat(part["user_id"].to_numpy(), len(names)),
+                        "category": np.tile(names, len(part)),
+                        "probability": probabilities.reshape(-1),
+                    }
+                )
+
+    return rows.mapInPandas(predict, CATEGORY_SCHEMA)
 
 
 def is_registered(model: str) -> bool:

@@ -29,7 +29,14 @@ from ltv_spark.config import TrackingConfig, config_to_dict
 SQLITE = "sqlite:///"
 MAX_PARAM_LENGTH = 6000  # what MLflow's stores accept of one param value
 PARAMS_PER_CALL = 100  # MLflow's log_batch limit
-EPOCH_METRICS = ("train_loss", "validation_loss", "validation_gini", "learning_rate", "seconds")
+EPOCH_METRICS = (
+    "train_loss",
+    "validation_loss",
+    "validation_gini",
+    "validation_category_loss",  # with a cross-sell head
+    "learning_rate",
+    "seconds",
+)
 
 
 def absolute_uri(uri: str) -> str:

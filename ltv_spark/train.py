@@ -21,8 +21,8 @@ import torch
 from ltv_spark.artifacts import load_torch, mark_complete, save_torch, write_json
 from ltv_spark.feed import shard_batches, steps_per_epoch
 from ltv_spark.metrics import normalized_gini
-from ltv_spark.model import ModelConfig, build_model
-from ltv_spark.ziln import expected_value
+from ltv_spark.model import ModelConfig, build_model, category_loss, ziln_part
+from ltv_spark.ziln import expected_value, ziln_loss
 
 LOG = logging.getLogger("ltv_spark.train")
 WARMUP_SHARE = 0.05  # of all steps, for the cosine schedule
@@ -162,7 +162,14 @@ def train_epoch(
         for group in optimizer.param_groups:
             group["lr"] = schedule.rate(step)
         batch = _to(next(batches), device)
-        _, loss = model(batch["sequence"], batch["mask"], batch["static"], batch["value"])
+        _, loss = model(
+            batch["sequence"],
+            batch["mask"],
+            batch["static"],
+            batch["value"],
+            batch.get("categories"),
+            history=batch.get("history"),
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -172,25 +179,37 @@ def train_epoch(
 
 @torch.no_grad()
 def _validate(model, job: TrainJob, backend) -> dict[str, float]:
-    """Loss and normalized Gini on this rank's validation shard, averaged over ranks."""
+    """The ZILN loss (what selects the epoch: the value's distribution, cross-sell head or not),
+    normalized Gini and, with a cross-sell head, its loss, on this rank's validation shard,
+    averaged over ranks."""
     model.eval()
-    losses, predictions, truths = [], [], []
+    config = job.model
+    losses, category_losses, predictions, truths = [], [], [], []
     with shard_batches(
         job.validation_converter, job.batch_size, backend.rank, backend.size, epochs=1
     ) as batches:
         for batch in batches:
             batch = _to(batch, backend.device)
-            outputs, loss = model(batch["sequence"], batch["mask"], batch["static"], batch["value"])
-            losses.append(loss.item() * len(batch["value"]))
-            predictions.append(expected_value(outputs).cpu().numpy())
+            outputs, _ = model(
+                batch["sequence"], batch["mask"], batch["static"], history=batch.get("history")
+            )
+            value_outputs = ziln_part(outputs, config)
+            losses.append(ziln_loss(value_outputs, batch["value"]).item() * len(batch["value"]))
+            if config.categories:
+                category = category_loss(outputs, config, batch["categories"])
+                category_losses.append(category.item() * len(batch["value"]))
+            predictions.append(expected_value(value_outputs).cpu().numpy())
             truths.append(batch["value"].cpu().numpy())
     rows = sum(len(t) for t in truths)
     loss = sum(losses) / max(rows, 1)
     gini = normalized_gini(np.concatenate(truths), np.concatenate(predictions)) if rows else float("nan")
-    return {
+    metrics = {
         "validation_loss": backend.average(loss),
         "validation_gini": backend.average(float(np.nan_to_num(gini))),
     }
+    if config.categories:
+        metrics["validation_category_loss"] = backend.average(sum(category_losses) / max(rows, 1))
+    return metrics
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

@@ -11,11 +11,18 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 
+from ltv_spark.baselines.categories import CO_PURCHASE, PAST_CATEGORIES, POPULARITY
 from ltv_spark.baselines.naive import last_window_predictions
 from ltv_spark.config import load_config
 from ltv_spark.evaluation import MetricTables, format_summary
 from ltv_spark.pipeline import EVENTS, generate_world, ingest_raw
-from ltv_spark.pipeline.evaluation import EVALUATION_METRICS, EVALUATION_SEGMENTS, evaluate
+from ltv_spark.pipeline.evaluation import (
+    ALL_CATEGORIES,
+    EVALUATION_CATEGORIES,
+    EVALUATION_METRICS,
+    EVALUATION_SEGMENTS,
+    evaluate,
+)
 from ltv_spark.pipeline.training import train_model
 from ltv_spark.report import LEARNING_CURVE_PLOT, PLOTS, write_report
 from ltv_spark.segments import SEGMENT_KINDS
@@ -85,6 +92,7 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     assert len(saved) == len(runs) == 13
     page = result.report.read_text()
     assert_segments_saved(store, result, page)
+    assert_cross_sell_saved(store, result, page)
     assert all(model in page for model in MODELS)
     assert all(len((result.report.parent / f"{plot}.png").read_bytes()) > 1000 for plot in PLOTS)
     assert page.count("data:image/png;base64,") == len(PLOTS)  # self-contained: plots inlined
@@ -105,6 +113,7 @@ def it_scores_every_model_on_the_same_users_and_writes_the_report(spark, store, 
     references = first.drop(["oracle", "ceiling"], level="model")
     pd.testing.assert_series_equal(warehouse.sort_index(), references.sort_index())
     assert store.read(EVALUATION_METRICS).filter(F.col("run") == shop.run).count() == 10
+    assert shop.tables.cross_sell is not None and len(shop.tables.cross_sell) == 7  # a shop's categories
 
 
 def assert_segments_saved(store, result, page: str) -> None:
@@ -117,6 +126,30 @@ def assert_segments_saved(store, result, page: str) -> None:
     per_kind = segments.groupby(["model", "seed", "segment_kind"])["users"].sum()
     assert (per_kind == runs["users"].iloc[0]).all()
     assert "Segment quality" in page and "segments whose predicted / true total" in "\n".join(result.lines())
+
+
+def assert_cross_sell_saved(store, result, page: str) -> None:
+    """Both neural models' cross-sell heads and the three baselines, per category and overall."""
+    cross_sell = result.tables.cross_sell
+    assert cross_sell.groupby("model").size().to_dict() == {
+        "transformer": 2,
+        "mlp_ziln": 2,
+        POPULARITY: 1,
+        PAST_CATEGORIES: 1,
+        CO_PURCHASE: 1,
+    }
+    assert (cross_sell["users"] == result.tables.runs["users"].iloc[0]).all() and (
+        cross_sell["buyers"] > 0
+    ).all()
+    by_model = cross_sell.set_index("model")
+    assert by_model.loc[POPULARITY, "mean_auc"] == pytest.approx(0.5)  # one score per category: ties
+    assert by_model.loc[PAST_CATEGORIES, "mean_auc"] > 0.6  # the world's category tastes persist
+    saved = store.read(EVALUATION_CATEGORIES).filter(F.col("run") == result.run).toPandas()
+    overall = saved[saved["category"] == ALL_CATEGORIES]
+    assert len(overall) == len(cross_sell) and overall["top_k_hit_rate"].between(0, 1).all()
+    per_category = saved[saved["category"] != ALL_CATEGORIES]
+    assert len(per_category) == len(result.tables.categories) and per_category["top_k_hit_rate"].isna().all()
+    assert "Next category (cross-sell)" in page and "next category (cross-sell)" in "\n".join(result.lines())
 
 
 def assert_tracked(config, result) -> None:

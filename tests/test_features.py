@@ -11,7 +11,13 @@ from pyspark.sql import functions as F
 
 from ltv_spark.contract import BRONZE_SCHEMA
 from ltv_spark.dataset import CutoffPlan, plan_cutoffs
-from ltv_spark.features import FEATURE_COLUMNS, sessions_before, sessions_from_silver, user_features
+from ltv_spark.features import (
+    CATEGORY_HISTORY,
+    FEATURE_COLUMNS,
+    sessions_before,
+    sessions_from_silver,
+    user_features,
+)
 from ltv_spark.labels import user_labels
 from ltv_spark.pipeline import EVENTS, FEATURES, LABELS, SEQUENCES, SESSIONS, build_cutoff
 from ltv_spark.sequences import SESSION_VECTOR, user_sequences
@@ -137,8 +143,11 @@ def it_builds_a_cutoff_from_silver_once_as_resessionizing_would_and_skips_it_aft
     events = world_events.filter(F.col("user_id") < "u00000060").unionByName(_across_midnight_of_t(spark))
     store.append(events, EVENTS, partition_by=["event_date"])
     features = dataclasses.replace(config.features, horizon_days=20, sequence_length=LENGTH)
+    older, _ = gold_at(events, dt.date(2025, 7, 1))  # a cutoff built by a version without the history
+    store.overwrite(older.drop(CATEGORY_HISTORY), FEATURES, ["cutoff"])
     first = build_cutoff(spark, store, features, CUTOFF)
     assert store.exists(SESSIONS)  # silver was brought up to date and read
+    assert store.read(FEATURES).select("cutoff").distinct().collect() == [(CUTOFF,)]  # stale table replaced
     at_t = F.col("cutoff") == F.lit(CUTOFF)
     for name, expected in zip((FEATURES, SEQUENCES), gold_at(store.read(EVENTS)), strict=True):
         written = store.read(name).filter(at_t).select(*expected.columns)

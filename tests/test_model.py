@@ -7,7 +7,15 @@ import dataclasses
 import pytest
 import torch
 
-from ltv_spark.model import LTVTransformer, ModelConfig, StaticMLP, build_model
+from ltv_spark.model import (
+    LTVTransformer,
+    ModelConfig,
+    StaticMLP,
+    build_model,
+    category_logits,
+    category_loss,
+    ziln_part,
+)
 from ltv_spark.ziln import expected_value, p_buy
 
 CONFIG = ModelConfig(
@@ -99,3 +107,32 @@ def it_emits_one_plus_three_k_outputs_with_a_mixture_head(architecture: str):
     outputs, loss = build_model(config)(sequence, mask, static, value)
     assert outputs.shape == (8, 10) and torch.isfinite(loss)
     assert torch.isfinite(expected_value(outputs)).all() and (expected_value(outputs) > 0).all()
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "mlp"])
+def it_learns_the_next_categories_from_the_category_history_in_a_second_head(architecture: str):
+    """Each user's next category is the one they engaged with most: the cross-sell head learns it,
+    and the value head's outputs come first and do not depend on the history."""
+    torch.manual_seed(0)
+    categories = 4
+    config = dataclasses.replace(CONFIG, architecture=architecture, categories=categories)
+    model = build_model(config)
+    sequence, mask, static, value = batch(128, seed=5)
+    history = torch.softmax(3 * torch.randn(128, categories, generator=torch.Generator().manual_seed(6)), -1)
+    bought = torch.nn.functional.one_hot(history.argmax(dim=1), categories).float()  # (B, C)
+    outputs, _ = model(sequence, mask, static, history=history)
+    assert outputs.shape == (128, 3 + categories)
+    value_only, _ = model(sequence, mask, static, history=torch.zeros_like(history))
+    assert torch.equal(ziln_part(outputs, config), ziln_part(value_only, config))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    _, first = model(sequence, mask, static, value, bought, history=history)
+    for _ in range(150):
+        _, loss = model(sequence, mask, static, value, bought, history=history)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < first.item()
+    with torch.no_grad():
+        logits = category_logits(model(sequence, mask, static, history=history)[0], config)
+    assert (logits.argmax(dim=1) == history.argmax(dim=1)).float().mean() > 0.9
+    assert category_loss(model(sequence, mask, static, history=history)[0], config, bought) < 0.5

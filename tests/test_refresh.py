@@ -67,6 +67,9 @@ def it_runs_every_stage_of_a_day_and_logs_the_run(world):
     reasons = [list(r["reasons"]) for r in predictions.select("reasons").collect()]
     assert all(1 <= len(r) <= 3 for r in reasons)  # explained inside the registered model's scoring
     assert all(re.search(r"\((raises|lowers) value\)$", r) for user in reasons for r in user)
+    tops = [r["top_categories"] for r in predictions.select("top_categories").collect()]
+    assert all(len(top) == 3 for top in tops)  # the registered model's cross-sell head
+    assert all(top[0]["probability"] >= top[1]["probability"] >= top[2]["probability"] for top in tops)
 
 
 def it_measures_drift_against_the_training_cutoffs_and_alerts_over_the_threshold(spark, world):

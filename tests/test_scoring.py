@@ -17,12 +17,18 @@ from pyspark.sql import functions as F
 from ltv_spark.artifacts import save_torch, write_json
 from ltv_spark.calibration import DecileCalibration
 from ltv_spark.explain import average_session
-from ltv_spark.features import FEATURE_COLUMNS
+from ltv_spark.features import CATEGORY_HISTORY, FEATURE_COLUMNS
 from ltv_spark.model import ModelConfig, build_model
 from ltv_spark.pipeline import EVENTS
 from ltv_spark.pipeline.scoring import PREDICTIONS, score_as_of
 from ltv_spark.scaling import FeatureScaling
-from ltv_spark.score import LoadedModel, add_deciles_and_segments, score_users, with_sequences
+from ltv_spark.score import (
+    LoadedModel,
+    add_deciles_and_segments,
+    category_predictions,
+    score_users,
+    with_sequences,
+)
 from ltv_spark.sequences import SESSION_VECTOR
 from tests.helpers import bronze_from_world
 
@@ -101,6 +107,35 @@ def it_explains_each_score_on_the_executors_as_the_model_does_directly(spark, tm
     )
     assert all(len(reasons) == 3 for reasons in explained.values())  # random weights: everything matters
     assert all(re.search(r"\((raises|lowers) value\)$", r) for reasons in explained.values() for r in reasons)
+
+
+def it_names_each_users_most_likely_next_categories_from_the_cross_sell_head(spark, tmp_path):
+    names = ["books", "games", "shoes", "toys"]
+    folder = write_model(tmp_path / "model", dataclasses.replace(MODEL, categories=len(names)))
+    write_json(folder, "categories.json", names)
+    history = F.array(F.struct(F.lit("toys").alias("category"), F.lit(1.0).cast("float").alias("share")))
+    rows = user_rows(spark).withColumn(CATEGORY_HISTORY, history).repartition(3)
+    scored = {
+        r["user_id"]: r["top_categories"] for r in score_users(rows, folder, 16, explain=True).collect()
+    }
+    local = rows.toPandas()
+    model = LoadedModel.load(folder)
+    assert model.categories == tuple(names)
+    direct = dict(zip(local["user_id"], model.top_categories(local), strict=True))
+    assert {u: [(c["category"], c["probability"]) for c in top] for u, top in scored.items()} == {
+        u: [(c["category"], pytest.approx(c["probability"])) for c in top] for u, top in direct.items()
+    }
+    for top in scored.values():
+        probabilities = [c["probability"] for c in top]
+        assert len(top) == 3 and probabilities == sorted(probabilities, reverse=True)
+        assert {c["category"] for c in top} <= set(names) and all(0 < p < 1 for p in probabilities)
+    long = category_predictions(rows, folder, batch_size=16).toPandas()
+    assert len(long) == 50 * len(names)
+    first = long[long["user_id"] == local["user_id"].iloc[0]].set_index("category")["probability"]
+    expected = model.category_probabilities(local.iloc[:1])[0]
+    np.testing.assert_allclose(first[names].to_numpy(), expected, rtol=1e-6)
+    plain = write_model(tmp_path / "plain")  # no cross-sell head: no categories
+    assert all(r["top_categories"] == [] for r in score_users(rows, plain, 16, explain=True).collect())
 
 
 def it_scores_expected_ltv_through_the_folders_calibration_and_leaves_p_buy_alone(spark, tmp_path):

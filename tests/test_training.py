@@ -200,7 +200,7 @@ def it_trains_from_the_gold_tables_and_reuses_the_model_for_unchanged_inputs(spa
         "bronze.events": 0,
         "cutoffs": ["2025-07-11", "2025-07-18", "2025-08-01"],
         "horizon_days": 14,
-        "settings": "gap=30,cap=2000,length=4",
+        "settings": "gap=30,cap=2000,length=4,gold=2",
     }
     assert read_json(folder, "cutoffs.json")["train"] == ["2025-07-11", "2025-07-18"]
     calibration = DecileCalibration.read(folder)  # fitted on every validation user, saved with the model

@@ -31,6 +31,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from ltv_spark.artifacts import CATEGORIES_FILE
 from ltv_spark.baselines import (
     Baseline,
     BtydBaseline,
@@ -41,8 +42,10 @@ from ltv_spark.baselines import (
 )
 from ltv_spark.baselines.base import fit_sample
 from ltv_spark.baselines.btyd import RFM_COLUMNS
+from ltv_spark.baselines.categories import CO_PURCHASE, PAST_CATEGORIES, POPULARITY, category_baselines
 from ltv_spark.baselines.naive import NAIVE, last_window_predictions
 from ltv_spark.config import Config
+from ltv_spark.cross_sell import TOP_K, bought_categories, category_metrics
 from ltv_spark.dataset import join_examples, plan_cutoffs
 from ltv_spark.evaluation import (
     CEILING,
@@ -51,6 +54,7 @@ from ltv_spark.evaluation import (
     RUN_KEYS,
     MetricTables,
     actuals,
+    format_cross_sell,
     format_flagged_segments,
     format_summary,
     metric_tables,
@@ -66,6 +70,7 @@ from ltv_spark.pipeline.bronze import (
     ingest_cdnow,
 )
 from ltv_spark.pipeline.gold import (
+    EVALUATION_CATEGORIES,
     EVALUATION_METRICS,
     EVALUATION_SEGMENTS,
     build_training_set,
@@ -76,7 +81,7 @@ from ltv_spark.pipeline.learning_curve import saved_points
 from ltv_spark.pipeline.training import fit_examples
 from ltv_spark.progress import LOG, stage
 from ltv_spark.report import write_report
-from ltv_spark.score import model_predictions
+from ltv_spark.score import category_predictions, model_predictions
 from ltv_spark.segments import segment_metrics, user_segments
 from ltv_spark.sequences import user_sequences
 from ltv_spark.spark_metrics import METRIC_COLUMNS
@@ -86,6 +91,7 @@ from ltv_spark.tables import TableStore
 from ltv_spark.tracking import as_tag, log_metrics, tracked_run
 from ltv_spark.world.observable import ROUNDS
 
+ALL_CATEGORIES = "ALL"  # gold.evaluation_categories: the row of a run's mean AUC and top-k hit rate
 STACKED, STACKED_ARCHITECTURE = "transformer_gb_stack", "transformer"  # stacked with boosted trees
 CEILING_COLUMNS = ("ceiling_value", "ceiling_p_buy")  # in world.truth where the world has a closed form
 SAMPLED_ORACLE = "oracle_on_ceiling_users"  # the oracle on the observable ceiling's sample
@@ -105,6 +111,7 @@ class EvaluationSummary:
             *format_summary(self.tables.summary()),
             "",
             *format_flagged_segments(self.tables.segment_summary()),
+            *format_cross_sell(self.tables.cross_sell_summary(), TOP_K),
             *[line for note in self.notes for line in textwrap.wrap(note, 110, subsequent_indent="  ")],
             f"metrics table {EVALUATION_METRICS} (run = {self.run})",
             f"report        {self.report}",
@@ -124,12 +131,23 @@ class Holdout:
     data_versions: dict = field(default_factory=dict)
     model_data: list[dict] = field(default_factory=list)  # per split: what its models learn from
     segments: DataFrame | None = None  # user_id, segment_kind, segment (ltv_spark.segments)
+    category_runs: list[DataFrame] = field(default_factory=list)  # CATEGORY_RUN_COLUMNS each
+    bought: DataFrame | None = None  # user_id, category: the cross-sell truth
     cutoff: dt.date | None = None
     horizon_days: int | None = None
 
     def add(self, predictions: DataFrame, model: str, seed: int, churn_from: str) -> None:
         self.runs.append(predictions.select(F.lit(model).alias("model"), F.lit(seed).alias("seed"), "*"))
         self.churn_from[model] = churn_from
+
+    def add_categories(self, scores: DataFrame, model: str, seed: int) -> None:
+        """``scores``: user_id, category, score (every user on every category of the vocabulary)."""
+        score = F.col("score").cast("double").alias("score")
+        self.category_runs.append(
+            scores.select(
+                F.lit(model).alias("model"), F.lit(seed).alias("seed"), "user_id", "category", score
+            )
+        )
 
 
 def evaluate(
@@ -162,6 +180,14 @@ def _evaluate(
         with stage("evaluate: metrics per segment") as timer:
             tables.segments = segment_metrics(scored, holdout.segments, RUN_KEYS).toPandas()
             timer.rows = len(tables.segments)
+    if holdout.category_runs:
+        with stage(f"evaluate: cross-sell of {len(holdout.category_runs)} runs") as timer:
+            runs = union_all(holdout.category_runs).localCheckpoint()
+            per_category, summary = category_metrics(runs, holdout.bought, RUN_KEYS)
+            tables.categories = per_category.toPandas().sort_values([*RUN_KEYS, "category"])
+            tables.categories = tables.categories.reset_index(drop=True)
+            tables.cross_sell = summary.toPandas().sort_values(RUN_KEYS, ignore_index=True)
+            timer.rows = int(tables.categories["users"].sum())
     _save_metrics(spark, store, holdout, tables)
     notes = [*holdout.notes, "metrics: exact, on Spark, over every user of the holdout (no sample)"]
     report = write_report(
@@ -202,6 +228,7 @@ def _warehouse_holdout(
     folders = _neural_runs(spark, holdout, config, seeds, splits)
     trees = _static_runs(holdout, config, [(examples.train, examples.evaluation)])
     _stacked_runs(holdout, config, splits, folders, trees)
+    _cross_sell_runs(holdout, config, store.read(EVENTS), examples.evaluation, folders)
     _btyd_run(holdout, config, store.read(EVENTS), examples.evaluation, cutoff, horizon)
     _naive_run(holdout, store.read(EVENTS), examples.evaluation, cutoff, horizon)
     return holdout
@@ -352,6 +379,45 @@ def _neural_runs(
     return folders
 
 
+def _cross_sell_runs(
+    holdout: Holdout,
+    config: Config,
+    events: DataFrame,
+    scored: DataFrame,
+    folders: dict[tuple[str, int], list[str]],
+) -> None:
+    """Each neural model's cross-sell head and the category baselines (ltv_spark.baselines.categories)
+    on the vocabulary of the first model's head; nothing where no model has that head."""
+    with_head = {key: per_split[0] for key, per_split in folders.items() if _categories_of(per_split[0])}
+    if not with_head:
+        holdout.notes.append(
+            "cross-sell: no model has a cross-sell head (train.next_categories; < 2 categories)"
+        )
+        return
+    categories = _categories_of(next(iter(with_head.values())))
+    holdout.bought = bought_categories(scored)
+    for (architecture, seed), folder in with_head.items():
+        probabilities = category_predictions(scored, folder, config.score.batch_size)
+        scores = probabilities.withColumnRenamed("probability", "score")
+        holdout.add_categories(scores, NEURAL_MODELS[architecture], seed)
+    users = scored.select("user_id")
+    baselines = category_baselines(events, users, holdout.cutoff, categories, config.train.seed)
+    for name, scores in baselines.items():
+        holdout.add_categories(scores, name, 0)
+    holdout.notes.append(
+        f"cross-sell: P(buys in each of {len(categories)} categories in the horizon) from each neural "
+        f"model's second head, against {POPULARITY} (the most bought categories), {PAST_CATEGORIES} "
+        f"(the user's own purchases, carts and views per category) and {CO_PURCHASE} (implicit ALS on "
+        "user x category)"
+    )
+
+
+def _categories_of(folder: str) -> list[str]:
+    """The cross-sell head's categories of the model in ``folder``; [] without that head."""
+    path = Location.of(folder) / CATEGORIES_FILE
+    return list(json.loads(path.read_text())) if path.exists() else []
+
+
 def _neural_scores(rows: DataFrame, artifact_dir: str, config: Config) -> DataFrame:
     return model_predictions(rows, artifact_dir, config.score.batch_size)
 
@@ -494,3 +560,25 @@ def _save_metrics(spark: SparkSession, store: TableStore, holdout: Holdout, tabl
         per_segment = spark.createDataFrame(tables.segments.assign(run=holdout.run))
         per_segment = per_segment.withColumn("seed", F.col("seed").cast("int"))
         store.overwrite(per_segment, EVALUATION_SEGMENTS, ["run"], {"run": [holdout.run]})
+    if tables.cross_sell is not None:
+        rows = _category_rows(spark, holdout.run, tables)
+        store.overwrite(rows, EVALUATION_CATEGORIES, ["run"], {"run": [holdout.run]})
+
+
+def _category_rows(spark: SparkSession, run: str, tables: MetricTables) -> DataFrame:
+    """gold.evaluation_categories: a row per (model, seed, category) with its AUC, and one per
+    (model, seed) with category ALL_CATEGORIES, the mean AUC and the top-k hit rate."""
+    overall = tables.cross_sell.assign(category=ALL_CATEGORIES).rename(columns={"mean_auc": "auc"})
+    columns = ["model", "seed", "category", "users", "buyers", "auc", "top_k_hit_rate"]
+    rows = pd.concat([tables.categories.assign(top_k_hit_rate=float("nan")), overall])[columns]
+    frame = spark.createDataFrame(rows.assign(run=run))
+    return frame.select(
+        "run",
+        "model",
+        F.col("seed").cast("int"),
+        "category",
+        F.col("users").cast("long"),
+        F.col("buyers").cast("long"),
+        F.nanvl("auc", F.lit(None)).alias("auc"),
+        F.nanvl("top_k_hit_rate", F.lit(None)).alias("top_k_hit_rate"),
+    )

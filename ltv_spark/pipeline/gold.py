@@ -14,15 +14,17 @@ from ltv_spark.features import sessions_before, sessions_from_silver, user_featu
 from ltv_spark.labels import user_labels
 from ltv_spark.pipeline.bronze import EVENTS
 from ltv_spark.pipeline.silver import SESSIONS, build_sessions
-from ltv_spark.progress import stage
+from ltv_spark.progress import LOG, stage
 from ltv_spark.sequences import user_sequences
-from ltv_spark.tables import TableStore
+from ltv_spark.tables import SchemaMismatch, TableStore
 
 FEATURES = "gold.user_features"
 SEQUENCES = "gold.user_sequences"
 LABELS = "gold.labels"
+GOLD_VERSION = 2  # 2: features carry category_history, labels next_categories (the cross-sell head)
 EVALUATION_METRICS = "gold.evaluation_metrics"  # ltv evaluate: one row per (run, model, seed)
 EVALUATION_SEGMENTS = "gold.evaluation_segments"  # ltv evaluate: per (run, model, seed, segment)
+EVALUATION_CATEGORIES = "gold.evaluation_categories"  # cross-sell per (run, model, seed, category)
 LEARNING_CURVE = "gold.learning_curve"  # ltv learning-curve: one row per (run, model, seed, size)
 CUTOFF_BUILDS = "gold.cutoff_builds"  # which bronze version and settings each cutoff was built from
 BUILDS_SCHEMA = (
@@ -58,7 +60,7 @@ def build_cutoff(
     with stage(f"features at {cutoff}") as timer:
         sessions = sessions_at(spark, store, features, events, cutoff).persist()
         replace = {"cutoff": [cutoff.isoformat()]}
-        store.overwrite(user_features(sessions, events, cutoff), FEATURES, ["cutoff"], replace)
+        replace_cutoff(store, user_features(sessions, events, cutoff), FEATURES, ["cutoff"], replace)
         sequences = user_sequences(sessions, cutoff, features.sequence_length)
         store.overwrite(sequences, SEQUENCES, ["cutoff"], replace)
         sessions.unpersist()
@@ -67,11 +69,24 @@ def build_cutoff(
         if labelled:
             labels = user_labels(events, cutoff, features.horizon_days)
             key = {"cutoff": [cutoff.isoformat()], "horizon_days": [features.horizon_days]}
-            store.overwrite(labels, LABELS, ["cutoff", "horizon_days"], key)
+            replace_cutoff(store, labels, LABELS, ["cutoff", "horizon_days"], key)
         timer.rows = store.read(FEATURES).filter(F.col("cutoff") == F.lit(cutoff)).count()
     record = spark.createDataFrame([(*build.values(), timer.rows, labelled)], BUILDS_SCHEMA)
     store.merge(record, CUTOFF_BUILDS, keys=["cutoff", "horizon_days"])
     return CutoffSummary(cutoff, timer.rows, labelled)
+
+
+def replace_cutoff(
+    store: TableStore, rows: DataFrame, name: str, partition_by: list[str], key: dict[str, list]
+) -> None:
+    """Replace the partition ``key`` of ``name`` with ``rows``. A table whose columns an older
+    version of the gold tables wrote (GOLD_VERSION) is replaced whole: every row in it is stale,
+    and each cutoff is rebuilt when next asked for (its build key names the version)."""
+    try:
+        store.overwrite(rows, name, partition_by, key)
+    except SchemaMismatch as mismatch:
+        LOG.warning("%s: replaced whole, its columns are an older version's (%s)", name, mismatch)
+        store.overwrite(rows, name, partition_by)
 
 
 def sessions_at(
@@ -102,10 +117,11 @@ def _build_key(store: TableStore, features: FeaturesConfig, cutoff: dt.date) -> 
 
 
 def feature_settings(features: FeaturesConfig) -> str:
-    """The settings a cutoff's gold rows depend on, as one comparable string."""
+    """The settings a cutoff's gold rows depend on, as one comparable string. ``gold`` is the
+    version of the gold tables' columns (GOLD_VERSION), so older builds are redone."""
     return (
         f"gap={features.session_gap_minutes},cap={features.max_events_per_user_day},"
-        f"length={features.sequence_length}"
+        f"length={features.sequence_length},gold={GOLD_VERSION}"
     )
 
 

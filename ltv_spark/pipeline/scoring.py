@@ -45,6 +45,9 @@ class ScoreSummary:
                 f"{r['churn_probability']:.3f}   {r['segment']}"
             )
             lines.append(f"              why: {'; '.join(r['reasons'] or [])}")
+            if r["top_categories"]:
+                named = ", ".join(f"{c['category']} {c['probability']:.0%}" for c in r["top_categories"])
+                lines.append(f"              next: {named}")
         lines.append("decile  users   mean expected LTV   share of expected value")
         total = sum(d["total"] for d in self.deciles) or 1.0
         lines += [
@@ -87,8 +90,8 @@ def score_as_of(
 
 
 def prediction_rows(scored: DataFrame, as_of: dt.date | Column, model: ModelRef) -> DataFrame:
-    """Scores with deciles, segments and reasons -> gold.predictions rows (model and data lineage
-    added)."""
+    """Scores with deciles, segments, reasons and top categories -> gold.predictions rows (model
+    and data lineage added)."""
     lineage = json.dumps(model.data_versions, sort_keys=True)
     return scored.select(
         "user_id",
@@ -99,6 +102,7 @@ def prediction_rows(scored: DataFrame, as_of: dt.date | Column, model: ModelRef)
         "value_decile",
         "segment",
         "reasons",
+        "top_categories",
         F.lit(model.label).alias("model_version"),
         F.lit(lineage).alias("data_versions"),
         F.current_timestamp().alias("scored_at"),

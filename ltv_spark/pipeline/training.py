@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from ltv_spark.artifacts import latest_version_dir, load_torch, next_version_dir, read_json, version_dirs
 from ltv_spark.calibration import DecileCalibration
 from ltv_spark.config import Config, TrackingConfig, TrainConfig, config_to_dict
+from ltv_spark.cross_sell import category_vocabulary
 from ltv_spark.dataset import plan_cutoffs
 from ltv_spark.features import FEATURE_COLUMNS
 from ltv_spark.feed import petastorm_converter, to_model_rows
@@ -172,10 +173,11 @@ def fit_examples(
         calibration = calibrate(validation, str(done), settings.batch_size).describe()
         return TrainSummary(str(done), launcher, num_proc, history, True, settings.select_by, calibration)
     scaling = FeatureScaling.fit(train, FEATURE_COLUMNS)
+    categories = category_vocabulary(train, settings.next_categories)  # [] (no head) with < 2 bought
     artifact_dir = _artifact_dir(settings.models_root, data_versions, train_config)
     cache = Location.of(settings.cache_dir) / artifact_dir.name
-    train_converter = petastorm_converter(spark, to_model_rows(train, scaling), cache)
-    validation_converter = petastorm_converter(spark, to_model_rows(validation, scaling), cache)
+    train_converter = petastorm_converter(spark, to_model_rows(train, scaling, categories), cache)
+    validation_converter = petastorm_converter(spark, to_model_rows(validation, scaling, categories), cache)
     t = settings
     job = TrainJob(
         model=ModelConfig(
@@ -188,6 +190,8 @@ def fit_examples(
             dropout=t.dropout,
             architecture=t.architecture,
             mixture_components=t.mixture_components,
+            categories=len(categories),
+            category_weight=t.category_weight,
         ),
         artifact_dir=str(artifact_dir),
         train_converter=train_converter,
@@ -207,6 +211,7 @@ def fit_examples(
             "features": list(FEATURE_COLUMNS),
             "data_versions": data_versions,
             "train_config": train_config,
+            **({"categories": categories} if categories else {}),  # categories.json: the head's order
             **(metadata or {}),
         },
     )
