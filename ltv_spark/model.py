@@ -24,6 +24,7 @@ from ltv_spark.ziln import head_outputs, ziln_loss
 
 SESSION_FEATURES = len(SESSION_VECTOR)
 TIME_FEATURE = SESSION_VECTOR.index("log_days_before_cutoff")
+OWN_SHARE_START = 4.0  # the cross-sell head starts with a logit 4 higher for a category of the whole history
 
 
 @dataclass
@@ -62,7 +63,9 @@ class TimeEncoding(nn.Module):
 
 
 class CategoryHead(nn.Module):
-    """(hidden (B, H), history (B, C)) -> category logits (B, C)."""
+    """(hidden (B, H), history (B, C)) -> category logits (B, C): an MLP over both, plus each
+    category's own share of the history times a learnt weight per category (a direct path: the
+    category a user engages with most is the likeliest next one, which the MLP need not relearn)."""
 
     def __init__(self, hidden: int, config: ModelConfig) -> None:
         super().__init__()
@@ -71,11 +74,12 @@ class CategoryHead(nn.Module):
             nn.GELU(),
             nn.Linear(config.d_model, config.categories),
         )
+        self.own_share = nn.Parameter(torch.full((config.categories,), OWN_SHARE_START))  # (C,)
 
     def forward(self, hidden: torch.Tensor, history: torch.Tensor | None) -> torch.Tensor:
         if history is None:  # no history given: as a user without any category event
             history = hidden.new_zeros(hidden.shape[0], self.layers[-1].out_features)
-        return self.layers(torch.cat([hidden, history], dim=-1))  # (B, C)
+        return self.layers(torch.cat([hidden, history], dim=-1)) + self.own_share * history  # (B, C)
 
 
 def _category_head(hidden: int, config: ModelConfig) -> CategoryHead | None:
