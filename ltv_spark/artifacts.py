@@ -80,6 +80,11 @@ def read_json(folder: Where, name: str) -> Any:
     return json.loads((Location.of(folder) / name).read_text())
 
 
+def read_categories(folder: Where) -> list[str]:
+    """The cross-sell head's categories of the model in ``folder``, in logit order; [] without it."""
+    return read_json(folder, CATEGORIES_FILE) if (Location.of(folder) / CATEGORIES_FILE).exists() else []
+
+
 def save_torch(folder: Where, name: str, state: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)

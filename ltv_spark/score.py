@@ -16,7 +16,7 @@ import torch
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ltv_spark.artifacts import CATEGORIES_FILE, load_torch, read_json
+from ltv_spark.artifacts import load_torch, read_categories, read_json
 from ltv_spark.calibration import DecileCalibration
 from ltv_spark.explain import REASONS, average_session, integrated_gradients, session_means, top_reasons
 from ltv_spark.features import CATEGORY_HISTORY
@@ -58,12 +58,8 @@ class LoadedModel:
         if log:
             with open(log, "a") as handle:
                 handle.write(f"{os.getpid()}\n")
-        categories = (Location.of(artifact_dir) / CATEGORIES_FILE).exists()
-        return cls(
-            model,
-            FeatureScaling.from_dict(read_json(artifact_dir, "scaling.json")),
-            tuple(read_json(artifact_dir, CATEGORIES_FILE)) if categories else (),
-        )
+        scaling = FeatureScaling.from_dict(read_json(artifact_dir, "scaling.json"))
+        return cls(model, scaling, tuple(read_categories(artifact_dir)))
 
     def predict(self, frame: pd.DataFrame, calibration: DecileCalibration | None = None) -> pd.DataFrame:
         """static feature columns, sequence, mask -> PREDICTION_COLUMNS; expected_ltv through

@@ -23,7 +23,7 @@ from pyspark.ml.recommendation import ALS
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ltv_spark.features import CATEGORY_EVENT_WEIGHTS, category_strength
+from ltv_spark.features import category_strength, events_before
 
 POPULARITY, PAST_CATEGORIES, CO_PURCHASE = "popularity", "past_categories", "als"
 TIE_BREAK = 1e-6  # x the popularity share: orders the ties of a personal score
@@ -100,9 +100,8 @@ def als_scores(history: DataFrame, settings: AlsSettings, seed: int) -> DataFram
 
 def _history(events: DataFrame, cutoff: dt.date, categories: Sequence[str]) -> DataFrame:
     """user_id, category, event_type of the events in ``categories`` before ``cutoff``."""
-    before = F.col("event_time") < F.lit(dt.datetime.combine(cutoff, dt.time()))
-    wanted = F.col("category").isin(list(categories)) & F.col("event_type").isin(list(CATEGORY_EVENT_WEIGHTS))
-    return events.filter(before & wanted).select("user_id", "category", "event_type")
+    history = events_before(events, cutoff).filter(F.col("category").isin(list(categories)))
+    return history.select("user_id", "category", "event_type")
 
 
 def _personal(grid: DataFrame, strength: DataFrame) -> DataFrame:

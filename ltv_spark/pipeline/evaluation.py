@@ -31,7 +31,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ltv_spark.artifacts import CATEGORIES_FILE
+from ltv_spark.artifacts import read_categories
 from ltv_spark.baselines import (
     Baseline,
     BtydBaseline,
@@ -388,13 +388,13 @@ def _cross_sell_runs(
 ) -> None:
     """Each neural model's cross-sell head and the category baselines (ltv_spark.baselines.categories)
     on the vocabulary of the first model's head; nothing where no model has that head."""
-    with_head = {key: per_split[0] for key, per_split in folders.items() if _categories_of(per_split[0])}
+    with_head = {key: per_split[0] for key, per_split in folders.items() if read_categories(per_split[0])}
     if not with_head:
         holdout.notes.append(
             "cross-sell: no model has a cross-sell head (train.next_categories; < 2 categories)"
         )
         return
-    categories = _categories_of(next(iter(with_head.values())))
+    categories = read_categories(next(iter(with_head.values())))
     holdout.bought = bought_categories(scored)
     for (architecture, seed), folder in with_head.items():
         probabilities = category_predictions(scored, folder, config.score.batch_size)
@@ -410,12 +410,6 @@ def _cross_sell_runs(
         f"(the user's own purchases, carts and views per category) and {CO_PURCHASE} (implicit ALS on "
         "user x category)"
     )
-
-
-def _categories_of(folder: str) -> list[str]:
-    """The cross-sell head's categories of the model in ``folder``; [] without that head."""
-    path = Location.of(folder) / CATEGORIES_FILE
-    return list(json.loads(path.read_text())) if path.exists() else []
 
 
 def _neural_scores(rows: DataFrame, artifact_dir: str, config: Config) -> DataFrame:
