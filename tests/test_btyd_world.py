@@ -93,6 +93,7 @@ def customers(spark) -> pd.DataFrame:
         F.col("price").cast("double").alias("price"),
         F.col("quantity").cast("double").alias("quantity"),
         "order_id",
+        "category",  # the labels carry the categories bought (the cross-sell label)
     )
     events = events.localCheckpoint()
     summary = rfm_summary(events, CUTOFF, 7).toPandas()
