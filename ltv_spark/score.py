@@ -16,6 +16,7 @@ import torch
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from ltv_spark.allocator import reuse_freed_memory
 from ltv_spark.artifacts import load_torch, read_categories, read_json
 from ltv_spark.calibration import DecileCalibration
 from ltv_spark.explain import REASONS, average_session, integrated_gradients, session_means, top_reasons
@@ -48,6 +49,9 @@ class LoadedModel:
 
     @classmethod
     def load(cls, artifact_dir: str) -> LoadedModel:
+        """The model saved in ``artifact_dir``; this process's malloc then keeps freed memory for
+        the next batch (ltv_spark.allocator)."""
+        reuse_freed_memory()
         state = load_torch(artifact_dir, "model.pt")
         if state is None:
             raise FileNotFoundError(f"{artifact_dir} holds no model.pt: train a model first (ltv train)")
@@ -133,6 +137,12 @@ def with_user_ids(frame: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFram
     )
 
 
+def model_batches(batch: pd.DataFrame, batch_size: int) -> Iterator[pd.DataFrame]:
+    """``batch``'s rows in slices of at most ``batch_size``: what the model is called on."""
+    for start in range(0, len(batch), batch_size):
+        yield batch.iloc[start : start + batch_size]
+
+
 def loaded_model(artifact_dir: str) -> LoadedModel:
     """The worker's copy of the model, loaded on first use."""
     key = Location.of(artifact_dir).uri
@@ -164,17 +174,19 @@ def score_users(
     explainer = _explainer(model) if explain else None
     average = average_session(rows) if explain else []  # the baseline's session: one aggregation
 
+    def score_part(part: pd.DataFrame, predict: Predict, explained: LoadedModel | None) -> pd.DataFrame:
+        scores = with_user_ids(part, predict(part))
+        if explained is not None:
+            scores["reasons"] = explained.reasons(part, average)
+            scores["top_categories"] = explained.top_categories(part)
+        return scores
+
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         predict = predictor()
         explained = explainer() if explainer else None
-        for batch in batches:
-            for start in range(0, len(batch), batch_size):
-                part = batch.iloc[start : start + batch_size]
-                scores = with_user_ids(part, predict(part))
-                if explained is not None:
-                    scores["reasons"] = explained.reasons(part, average)
-                    scores["top_categories"] = explained.top_categories(part)
-                yield scores
+        for batch in batches:  # one frame back per Arrow batch: each costs a conversion
+            parts = [score_part(part, predict, explained) for part in model_batches(batch, batch_size)]
+            yield pd.concat(parts, ignore_index=True)
 
     return rows.mapInPandas(score, EXPLAINED_SCHEMA if explain else SCORE_SCHEMA)
 
@@ -187,8 +199,7 @@ def category_predictions(rows: DataFrame, artifact_dir: str, batch_size: int) ->
         model = loaded_model(artifact_dir)
         names = np.array(model.categories, dtype=object)
         for batch in batches:
-            for start in range(0, len(batch), batch_size):
-                part = batch.iloc[start : start + batch_size]
+            for part in model_batches(batch, batch_size):
                 if not len(names):
                     continue
                 probabilities = model.category_probabilities(part)  # (rows, C)
