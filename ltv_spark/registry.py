@@ -187,13 +187,28 @@ def tag_version(settings: TrackingConfig, version: str, tags: dict) -> None:
 
 def worker_loader(uri: str) -> Callable[[], Predict]:
     """For a scoring UDF: a function that, in a Python worker, loads the pyfunc at ``uri`` once
-    (from the registry this driver uses) and returns its ``predict``."""
+    (from the registry this driver uses) and returns a ``predict`` for one task's batches.
+
+    The task's first batch goes through the pyfunc's ``predict``, which checks it against the
+    signature; the task's other batches have the same columns and types (one DataFrame's), so
+    they go straight to the model the pyfunc wraps. MLflow's check converts every array of every
+    row, which cost the registered model 45% of its speed (``benchmarks/bench_scoring.py``).
+    """
     pyfunc = _worker_pyfunc(uri)
 
     def load() -> Predict:
         model = pyfunc()
         inputs = model.metadata.get_input_schema().input_names()
-        return lambda frame: model.predict(frame[inputs])  # the signature's columns, no others
+        checked = False
+
+        def predict(frame: pd.DataFrame) -> pd.DataFrame:
+            nonlocal checked
+            if not checked:
+                checked = True
+                return model.predict(frame[inputs])  # the signature's columns, no others
+            return model.unwrap_python_model().predict(None, frame[inputs])
+
+        return predict
 
     return load
 

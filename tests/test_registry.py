@@ -13,6 +13,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ltv_spark.calibration import DecileCalibration
@@ -25,6 +26,7 @@ from ltv_spark.registry import (
     alias_version,
     register_folder,
     resolve,
+    worker_loader,
 )
 from ltv_spark.score import PREDICTION_COLUMNS, LoadedModel, score_users
 from ltv_spark.tracking import tracked_run
@@ -135,6 +137,22 @@ def it_scores_with_the_projects_udf_as_mlflow_spark_udf_does_and_as_the_folder(s
     for column in PREDICTION_COLUMNS:
         np.testing.assert_allclose(ours[column], theirs[column], rtol=1e-6)
         np.testing.assert_allclose(ours[column], from_folder[column], rtol=1e-6)
+
+
+def it_checks_a_tasks_first_batch_against_the_signature_and_scores_the_rest_alike(
+    spark, registered, settings
+):
+    folder, _ = registered
+    uri = resolve(CHAMPION, settings, "unused").uri
+    rows = user_rows(spark, 20).toPandas()
+    wrong = rows.assign(sequence=[",".join(map(str, s)) for s in rows["sequence"]])  # text, not arrays
+    with pytest.raises(MlflowException):
+        worker_loader(uri)()(wrong)  # a task's first batch goes through MLflow's schema check
+    predict = worker_loader(uri)()  # a new task: checked first batch, then the wrapped model
+    first, second = predict(rows.iloc[:10]), predict(rows.iloc[10:])
+    direct = LoadedModel.load(folder).predict(rows, DecileCalibration.read(folder))
+    for column in PREDICTION_COLUMNS:
+        np.testing.assert_allclose(pd.concat([first, second])[column], direct[column], rtol=1e-6)
 
 
 def it_names_what_is_missing_when_an_alias_or_version_is_not_registered(settings, tmp_path):
