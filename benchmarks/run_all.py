@@ -71,10 +71,23 @@ def results_page(runs: list[BenchRun], day: dt.date) -> str:
         "",
         f"machine: {machine()}",
         "",
+        f"code: {_commit()}",
+        "",
         "Every figure below was measured in this run; each benchmark runs its peer on the same data.",
         "",
     ]
     return "\n".join([*header, *[run.section() for run in runs]])
+
+
+def _commit() -> str:
+    """The checkout's commit, and whether it had changes not committed: what the figures are of."""
+    root = Path(__file__).parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)"
+    return f"{commit} with changes not committed" if git("status", "--porcelain") else commit
 
 
 def _noise(line: str) -> bool:
