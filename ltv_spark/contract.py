@@ -115,8 +115,9 @@ def classify_events(raw: DataFrame, min_time: dt.datetime, max_time: dt.datetime
     """Typed contract columns plus ``reason``: null for a good row, else the first broken rule.
 
     ``raw`` holds the RAW_COLUMNS as strings, ``source_file``, and optionally ``_corrupt_record``
-    (the text of a line the reader could not split into columns). The original values are kept in
-    ``raw`` (JSON) so that a quarantined row can be inspected and replayed.
+    (the text of a line the reader could not split into columns). A row that breaks a rule keeps
+    its original values in ``raw`` (JSON) so that it can be inspected and replayed from quarantine;
+    a good row's ``raw`` is null (rendering it for every row cost a fifth of the contract's time).
     """
     corrupt = F.col(CORRUPT_COLUMN) if CORRUPT_COLUMN in raw.columns else F.lit(None).cast("string")
     event_type = F.lower(F.trim(F.col("event_type")))
@@ -161,7 +162,7 @@ def classify_events(raw: DataFrame, min_time: dt.datetime, max_time: dt.datetime
         F.nullif(F.trim("order_id"), F.lit("")).alias("order_id"),
         F.col("source_file"),
         reason.alias("reason"),
-        original.alias("raw"),
+        F.when(reason.isNotNull(), original).alias("raw"),
     )
 
 

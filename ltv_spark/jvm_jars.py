@@ -9,7 +9,9 @@ stays empty and every table runs on delta-rs.
 With them it compiles one class of our own (``ltv_spark/jvm/S3ConditionalPutLogStore.java``, a
 Delta log store that commits on ``s3a://`` with S3's conditional PUT, so that several drivers can
 write one table) into a jar beside them, named by a hash of its source: edit it and ``make``
-rebuilds it.
+rebuilds it. A second class of ours (``ltv_spark/jvm/NioLocalFileSystem.java``: Hadoop's local file
+system without a ``chmod`` process per file written) needs only pyspark's jars, so ``make`` builds
+it with or without Maven; every local session runs on it when it is there.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ COMPLETE_MARK = ".complete"
 LOG_STORE_SOURCE = Path(__file__).parent / "jvm" / "S3ConditionalPutLogStore.java"
 LOG_STORE_CLASS = "ltvspark.delta.S3ConditionalPutLogStore"
 LOG_STORE_JAR_PREFIX = "ltv-s3-logstore-"
+LOCAL_FS_SOURCE = Path(__file__).parent / "jvm" / "NioLocalFileSystem.java"
+LOCAL_FS_CLASS = "ltvspark.fs.NioLocalFileSystem"
+LOCAL_FS_JAR_PREFIX = "ltv-local-fs-"
 
 
 def jars_dir() -> Path:
@@ -49,37 +54,62 @@ def jars_dir() -> Path:
 def cached_jars() -> list[Path]:
     """The cached jar files, or [] when the fetch never completed (no Maven, no network).
 
-    A log-store jar built from an older source is left out (``make`` builds the current one).
+    A log-store jar built from an older source is left out (``make`` builds the current one), and
+    so is the local file system's jar, which goes on the class path instead (see session.py).
     """
     folder = jars_dir()
     if not (folder / COMPLETE_MARK).exists():
         return []
     current = log_store_jar(folder)
     return sorted(
-        jar for jar in folder.glob("*.jar") if not jar.name.startswith(LOG_STORE_JAR_PREFIX) or jar == current
+        jar
+        for jar in folder.glob("*.jar")
+        if not jar.name.startswith((LOG_STORE_JAR_PREFIX, LOCAL_FS_JAR_PREFIX)) or jar == current
     )
 
 
 def log_store_jar(folder: Path | None = None) -> Path:
     """Where the jar of the current log-store source lives (it may not be built yet)."""
-    digest = hashlib.sha256(LOG_STORE_SOURCE.read_bytes()).hexdigest()[:12]
-    return (folder or jars_dir()) / f"{LOG_STORE_JAR_PREFIX}{digest}.jar"
+    return _own_jar(LOG_STORE_SOURCE, LOG_STORE_JAR_PREFIX, folder)
+
+
+def local_fs_jar(folder: Path | None = None) -> Path:
+    """Where the jar of the current local file system source lives (it may not be built yet)."""
+    return _own_jar(LOCAL_FS_SOURCE, LOCAL_FS_JAR_PREFIX, folder)
 
 
 def build_log_store(folder: Path | None = None) -> Path:
     """Compile the s3a log store against the cached jars and pyspark's, once per source version."""
     folder = folder or jars_dir()
-    target = log_store_jar(folder)
+    classpath = f"{folder}/*{os.pathsep}{_pyspark_jars()}/*"
+    return _build_own_jar(LOG_STORE_SOURCE, LOG_STORE_JAR_PREFIX, folder, classpath)
+
+
+def build_local_fs(folder: Path | None = None) -> Path:
+    """Compile the local file system against pyspark's jars (no Maven needed), once per source version."""
+    folder = folder or jars_dir()
+    return _build_own_jar(LOCAL_FS_SOURCE, LOCAL_FS_JAR_PREFIX, folder, f"{_pyspark_jars()}/*")
+
+
+def _own_jar(source: Path, prefix: str, folder: Path | None) -> Path:
+    """A class of ours as a jar in the cache, named by a hash of its source."""
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    return (folder or jars_dir()) / f"{prefix}{digest}.jar"
+
+
+def _build_own_jar(source: Path, prefix: str, folder: Path, classpath: str) -> Path:
+    """Compile ``source`` into its jar unless it is there; remove the jars of its older sources."""
+    target = _own_jar(source, prefix, folder)
     if target.exists():
         return target
     javac, jar = shutil.which("javac"), shutil.which("jar")
     if javac is None or jar is None:
         raise FileNotFoundError("javac/jar not found (apt-get install openjdk-17-jdk-headless)")
-    classpath = f"{folder}/*{os.pathsep}{_pyspark_jars()}/*"
+    folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as classes:
-        _run([javac, "-nowarn", "-d", classes, "-cp", classpath, str(LOG_STORE_SOURCE)])
+        _run([javac, "-nowarn", "-d", classes, "-cp", classpath, str(source)])
         _run([jar, "cf", str(target), "-C", classes, "."])
-    for stale in folder.glob(f"{LOG_STORE_JAR_PREFIX}*.jar"):
+    for stale in folder.glob(f"{prefix}*.jar"):
         if stale != target:
             stale.unlink()
     return target
@@ -142,7 +172,12 @@ def _pom() -> str:
 
 
 def main() -> int:
-    """``python -m ltv_spark.jvm_jars``: fetch once, or say clearly that delta-rs alone will run."""
+    """``python -m ltv_spark.jvm_jars``: build the local file system, fetch once, or say clearly
+    what will run without them."""
+    try:
+        build_local_fs()
+    except (FileNotFoundError, RuntimeError) as error:
+        print(f"[jars] local file system not built ({error}); Hadoop's runs (slower writes)", file=sys.stderr)
     try:
         fetch()
     except (FileNotFoundError, RuntimeError) as error:

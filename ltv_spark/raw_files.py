@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -69,27 +70,51 @@ def readable_name(name: str, fmt: str) -> bool:
 
 
 def list_raw_files(spark: SparkSession, root: str, fmt: str) -> RawListing:
-    """Every file under ``root`` (recursively), sorted, through Hadoop's FileSystem: those of
-    ``fmt`` to read, the others (not hidden: ``_`` or ``.`` first) as skipped.
+    """Every file under ``root`` (recursively), sorted: those of ``fmt`` to read, the others (not
+    hidden: ``_`` or ``.`` first) as skipped. Only names and sizes reach the driver.
 
-    Hadoop's listing works the same for local folders, HDFS, S3 and DBFS/Volumes. Only names and
-    sizes reach the driver.
+    Through Hadoop's FileSystem, which works the same for HDFS, S3 and DBFS/Volumes; a local folder
+    is walked in Python with the same result (path, size, time in ms), because Hadoop through py4j
+    costs several JVM calls per file: 3.3 s against 0.03 s for the 541 drops of a 1-million-event
+    world (``tests/test_ingest.py`` compares the two listings).
     """
     jvm = spark._jvm
     path = jvm.org.apache.hadoop.fs.Path(root)
     fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
     if not fs.exists(path):
         raise FileNotFoundError(f"raw folder {root} does not exist")
+    qualified = fs.makeQualified(path)
+    if fs.getScheme() == "file":
+        every_file = _local_files(qualified.toUri().getPath())
+    else:
+        every_file = _hadoop_files(fs, qualified)
     found, skipped = [], []
+    for raw in every_file:
+        name = raw.path.rsplit("/", 1)[-1]
+        if not name.startswith(("_", ".")):
+            (found if readable_name(name, fmt) else skipped).append(raw)
+    return RawListing(sorted(found, key=lambda f: f.path), sorted(skipped, key=lambda f: f.path))
+
+
+def _hadoop_files(fs, path) -> Iterator[RawFile]:
+    """Every file under ``path`` as Hadoop's FileSystem lists it (py4j objects, one call each)."""
     iterator = fs.listFiles(path, True)
     while iterator.hasNext():
         status = iterator.next()
-        name = status.getPath().getName()
-        if name.startswith(("_", ".")):
-            continue
-        raw = RawFile(status.getPath().toString(), int(status.getLen()), int(status.getModificationTime()))
-        (found if readable_name(name, fmt) else skipped).append(raw)
-    return RawListing(sorted(found, key=lambda f: f.path), sorted(skipped, key=lambda f: f.path))
+        yield RawFile(status.getPath().toString(), int(status.getLen()), int(status.getModificationTime()))
+
+
+def _local_files(folder: str) -> Iterator[RawFile]:
+    """Every file under a local ``folder``, spelt as Hadoop's local file system lists it: a
+    ``file:`` URI, the size, and the modification time truncated to milliseconds; without the
+    checksum files (``.<name>.crc``) that it hides."""
+    for directory, _, names in os.walk(folder, followlinks=True):
+        for name in names:
+            if name.startswith(".") and name.endswith(".crc"):
+                continue
+            full = os.path.join(directory, name)
+            status = os.stat(full)
+            yield RawFile(f"file:{full}", status.st_size, status.st_mtime_ns // 1_000_000)
 
 
 def drop_day(path: str) -> dt.date | None:

@@ -9,7 +9,14 @@ import sys
 from pyspark.sql import SparkSession
 
 from ltv_spark.config import Config
-from ltv_spark.jvm_jars import LOG_STORE_CLASS, cached_jars, jars_dir, log_store_jar
+from ltv_spark.jvm_jars import (
+    LOCAL_FS_CLASS,
+    LOG_STORE_CLASS,
+    cached_jars,
+    jars_dir,
+    local_fs_jar,
+    log_store_jar,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -25,6 +32,8 @@ def build_spark(config: Config) -> SparkSession:
     ``make`` (ltv_spark.jvm_jars) go on the classpath with Delta's extension and catalog, and our
     conditional-PUT log store for ``s3a://``; those are
     set only when the jars are there, because naming a missing extension class breaks every query.
+    Local folders go through our NioLocalFileSystem when ``make`` built it (Hadoop's own starts a
+    ``chmod`` process per file and folder written: ltv_spark/jvm/NioLocalFileSystem.java).
     cluster / databricks: the session that spark-submit or the Databricks runtime already started,
     with our settings layered on.
     """
@@ -40,6 +49,8 @@ def build_spark(config: Config) -> SparkSession:
     settings = dict(spark_config.conf)
     if spark_config.master and _wants_jvm_connector(config) and "spark.jars" not in settings:
         settings.update(_cached_jars_conf(config.tables.engine))
+    if spark_config.master:
+        settings = {**_local_fs_conf(), **settings}  # the configuration's own settings win
     if _delta_jar_requested(settings):
         settings.setdefault("spark.sql.extensions", DELTA_EXTENSION)
         settings.setdefault("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
@@ -86,6 +97,20 @@ def _cached_jars_conf(engine: str) -> dict[str, str]:
         raise RuntimeError(f"{missing}: tables.engine=spark-delta cannot run; use tables.engine=delta-rs")
     LOG.warning("%s: tables run on delta-rs", missing)
     return {}
+
+
+def _local_fs_conf() -> dict[str, str]:
+    """Our local file system for ``file:`` paths, on the driver's and the executors' class path
+    (``local-cluster`` executors are JVMs of their own); nothing when it is not built."""
+    jar = local_fs_jar()
+    if not jar.exists():
+        LOG.warning("%s is not built (run `make`; needs javac): Hadoop's local file system runs", jar.name)
+        return {}
+    return {
+        "spark.driver.extraClassPath": str(jar),
+        "spark.executor.extraClassPath": str(jar),
+        "spark.hadoop.fs.file.impl": LOCAL_FS_CLASS,
+    }
 
 
 def _apply_runtime_conf(spark: SparkSession, config: Config) -> None:

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
+from ltv_spark import raw_files
 from ltv_spark.config import IngestConfig
 from ltv_spark.contract import RAW_COLUMNS, Reason
 from ltv_spark.ingest import EVENT_ID_BUCKETS
@@ -184,6 +185,34 @@ def it_reads_drops_as_platforms_send_them_and_lists_what_it_does_not_read(spark,
     assert any("e.xlsx" in line for line in counts.lines())
     again = ingest_raw(spark, store, config(tmp_path / "raw"), now=NOW)
     assert again.files == 0 and len(again.skipped_files) == 1  # still listed, never read
+
+
+def it_lists_a_local_folder_as_hadoops_file_system_does(spark, tmp_path):
+    raw = tmp_path / "raw"
+    for relative, text in {
+        "2025-06-01/part-00000.csv": "a,b\n",
+        "2025-06-01/empty.csv": "",
+        "2025-06-02/deep/er/a file.csv.gz": "x",
+        "_staging/inside.csv": "y",
+        "2025-06-01/_SUCCESS": "",
+        "2025-06-01/.part.crc": "z",
+        "notes.txt": "not a drop",
+    }.items():
+        (raw / relative).parent.mkdir(parents=True, exist_ok=True)
+        (raw / relative).write_text(text)
+    os.utime(raw / "notes.txt", ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))  # ms truncated
+    hadoop_path = spark._jvm.org.apache.hadoop.fs.Path(str(raw))
+    fs = hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration())
+
+    by_hadoop = sorted(raw_files._hadoop_files(fs, fs.makeQualified(hadoop_path)), key=lambda f: f.path)
+    listing = raw_files.list_raw_files(spark, str(raw), "csv")
+
+    assert sorted(raw_files._local_files(str(raw)), key=lambda f: f.path) == by_hadoop
+    assert len(by_hadoop) == 6  # .part.crc: a checksum file, hidden by Hadoop's local file system
+    wanted = {f.path for f in by_hadoop if not f.path.rsplit("/", 1)[-1].startswith(("_", "."))}
+    assert {f.path for f in listing.files + listing.skipped} == wanted
+    assert [f.path.rsplit("/", 1)[-1] for f in listing.skipped] == ["notes.txt"]
+    assert listing.skipped[0].modified_ms == 1_700_000_000_123
 
 
 def it_finishes_an_interrupted_batch_exactly_once(spark, store, tmp_path, monkeypatch):

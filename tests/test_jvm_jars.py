@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from ltv_spark.config import load_config
-from ltv_spark.jvm_jars import ARTIFACTS, cached_jars, jars_dir
+from ltv_spark.jvm_jars import ARTIFACTS, LOCAL_FS_CLASS, cached_jars, jars_dir
 from ltv_spark.session import build_spark
 
 
@@ -36,3 +36,23 @@ def it_refuses_the_jvm_engine_before_starting_spark_when_the_jars_are_missing(tm
     config = load_config("local", ["tables.engine=spark-delta"])
     with pytest.raises(RuntimeError, match=r"not cached in .*empty.*tables.engine=spark-delta cannot run"):
         build_spark(config)
+
+
+def it_writes_local_folders_through_our_file_system_with_the_permissions_hadoop_asks_for(spark, tmp_path):
+    """Hadoop's own runs a chmod process per file and folder (bench_ingest: the cost of a write
+    partitioned by day); ours sets the same bits through java.nio."""
+    jvm = spark._jvm
+    conf = jvm.org.apache.hadoop.conf.Configuration(spark._jsc.hadoopConfiguration())
+    conf.set("fs.permissions.umask-mode", "027")  # not the process's umask (022): Hadoop's bits must win
+    root = jvm.org.apache.hadoop.fs.Path(str(tmp_path))
+    fs = jvm.org.apache.hadoop.fs.FileSystem.newInstance(root.toUri(), conf)
+    assert fs.getClass().getName() == LOCAL_FS_CLASS
+    fs.mkdirs(jvm.org.apache.hadoop.fs.Path(str(tmp_path / "a" / "b")))
+    fs.create(jvm.org.apache.hadoop.fs.Path(str(tmp_path / "a" / "b" / "part.parquet"))).close()
+    fs.close()
+    assert oct((tmp_path / "a" / "b").stat().st_mode & 0o777) == oct(0o750)
+    assert oct((tmp_path / "a" / "b" / "part.parquet").stat().st_mode & 0o777) == oct(0o640)
+    assert (tmp_path / "a" / "b" / ".part.parquet.crc").exists()  # still Hadoop's checksummed local FS
+
+    spark.range(4).selectExpr("id", "id % 2 AS day").write.partitionBy("day").parquet(str(tmp_path / "t"))
+    assert sorted(r.id for r in spark.read.parquet(str(tmp_path / "t")).collect()) == [0, 1, 2, 3]

@@ -36,7 +36,6 @@ from ltv_spark.ingest import (
     IngestCounts,
     count_by_file,
     event_id_rows,
-    id_bucket,
     label_rows,
 )
 from ltv_spark.pipeline.forget import forgotten_hashes
@@ -397,12 +396,11 @@ def _label_good_files(
         return None
     max_time = plan.ingested_at + dt.timedelta(hours=ingest.max_future_hours)
     min_time = dt.datetime.combine(ingest.min_event_time, dt.time())
-    classified = classify_events(raw, min_time, max_time).persist(StorageLevel.MEMORY_AND_DISK)
-    existing = _seen_event_ids(store, plan, classified)
+    classified = classify_events(raw, min_time, max_time)
     naming = names_hashed_users(F.col("user_id"), F.col("raw"), forgotten) if forgotten else None
-    labelled = label_rows(classified, existing, naming).persist(StorageLevel.MEMORY_AND_DISK)
-    labelled.count()  # materialize before letting go of the classified rows
-    classified.unpersist()
+    labelled = label_rows(classified, _seen_event_ids(store, plan), naming)
+    labelled = labelled.persist(StorageLevel.MEMORY_AND_DISK)
+    labelled.count()  # materialize: the counts, the quarantine and the writes read it
     return labelled
 
 
@@ -473,19 +471,17 @@ def ingest_cdnow(spark: SparkSession, store: TableStore, path: str | None = None
     return counts
 
 
-def _seen_event_ids(store: TableStore, plan: BatchPlan, classified: DataFrame) -> DataFrame | None:
-    """Event ids bronze kept before this batch, from ``bronze.event_ids``: only the hash buckets
-    that the batch's ids fall in, one narrow column.
+def _seen_event_ids(store: TableStore, plan: BatchPlan) -> DataFrame | None:
+    """Event ids bronze kept before this batch, from ``bronze.event_ids``: one narrow column.
 
     Across all of bronze, whatever the event's date: a replay with another timestamp is caught.
-    The rows of this batch itself (a resumed batch may have written them) are left out. The
-    buckets are at most EVENT_ID_BUCKETS values.
+    The rows of this batch itself (a resumed batch may have written them) are left out. Every hash
+    bucket is read: a batch of more than a few dozen events has ids in all EVENT_ID_BUCKETS of them,
+    and finding which (a pass over the batch, held in memory for it) cost more than it saved.
     """
     if not store.exists(EVENT_IDS):
         return None
-    buckets = [row[0] for row in classified.select(id_bucket(F.col("event_id"))).distinct().collect()]
-    earlier = F.col("id_bucket").isin(*buckets) & (F.col("batch_id") < plan.batch_id)
-    return store.read(EVENT_IDS).filter(earlier).select("event_id")
+    return store.read(EVENT_IDS).filter(F.col("batch_id") < plan.batch_id).select("event_id")
 
 
 def _index_event_ids_once(store: TableStore, plan: BatchPlan) -> None:
