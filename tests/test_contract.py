@@ -56,11 +56,13 @@ def it_marks_lines_the_reader_could_not_split_as_malformed(spark):
     assert row["raw"] == "e1,u1,broken"
 
 
-def it_types_good_rows_and_keeps_the_original_values(spark):
-    row = classify_events(raw_frame(spark, [GOOD_BUY]), MIN, MAX).first()
-    assert row["event_time"] == dt.datetime(2025, 6, 1, 10, 0)
-    assert (row["price"], row["quantity"], row["order_id"]) == (9.99, 2, "o1")
-    assert '"price":"9.99"' in row["raw"]
+def it_types_good_rows_and_keeps_the_original_values_of_bad_ones(spark):
+    bad_buy = (*GOOD_BUY[:6], "-9.99", *GOOD_BUY[7:])
+    good, bad = classify_events(raw_frame(spark, [GOOD_BUY, bad_buy]), MIN, MAX).collect()
+    assert good["event_time"] == dt.datetime(2025, 6, 1, 10, 0)
+    assert (good["price"], good["quantity"], good["order_id"]) == (9.99, 2, "o1")
+    assert good["raw"] is None  # bronze keeps the typed values; only quarantine needs the original
+    assert (bad["reason"], bad["price"]) == (Reason.BAD_PRICE, -9.99) and '"price":"-9.99"' in bad["raw"]
 
 
 TEN_UTC = dt.datetime(2025, 6, 1, 10, 0)
