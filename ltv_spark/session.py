@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from ltv_spark.config import Config
@@ -101,7 +102,13 @@ def _cached_jars_conf(engine: str) -> dict[str, str]:
 
 def _local_fs_conf() -> dict[str, str]:
     """Our local file system for ``file:`` paths, on the driver's and the executors' class path
-    (``local-cluster`` executors are JVMs of their own); nothing when it is not built."""
+    (``local-cluster`` executors are JVMs of their own); nothing when it is not built.
+
+    Under ``spark-submit`` the JVM is already running with its own class path: the file system is
+    used only where it is on it (``--driver-class-path <the jar>``).
+    """
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):  # set by spark-submit for its Python driver
+        return {"spark.hadoop.fs.file.impl": LOCAL_FS_CLASS} if _jvm_loads(LOCAL_FS_CLASS) else {}
     jar = local_fs_jar()
     if not jar.exists():
         LOG.warning("%s is not built (run `make`; needs javac): Hadoop's local file system runs", jar.name)
@@ -111,6 +118,16 @@ def _local_fs_conf() -> dict[str, str]:
         "spark.executor.extraClassPath": str(jar),
         "spark.hadoop.fs.file.impl": LOCAL_FS_CLASS,
     }
+
+
+def _jvm_loads(class_name: str) -> bool:
+    """Whether the running JVM (started by spark-submit) finds ``class_name``."""
+    SparkContext._ensure_initialized()
+    try:
+        SparkContext._jvm.java.lang.Class.forName(class_name)
+        return True
+    except Exception:  # py4j raises a generic Py4JJavaError for ClassNotFoundException
+        return False
 
 
 def _apply_runtime_conf(spark: SparkSession, config: Config) -> None:

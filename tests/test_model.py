@@ -6,8 +6,10 @@ import dataclasses
 
 import pytest
 import torch
+from torch import nn
 
 from ltv_spark.model import (
+    EncoderLayer,
     LTVTransformer,
     ModelConfig,
     StaticMLP,
@@ -56,6 +58,39 @@ def it_ignores_what_lies_in_padded_slots_and_copes_with_no_session():
     with_sessions = mask.sum(dim=1) > 0  # users without sessions attend to their (noisy) first slot
     assert with_sessions.sum() >= 5
     assert torch.allclose(out_clean[with_sessions], out_noisy[with_sessions], atol=1e-5)
+
+
+def it_trains_through_its_encoder_layer_as_through_pytorchs_with_the_same_parameters():
+    """EncoderLayer only changes how training attends (for speed): same outputs and gradients as
+    nn.TransformerEncoderLayer, with padded sessions; without gradients both take PyTorch's path."""
+    torch.manual_seed(0)
+
+    def encoder(layer_class):
+        layer = layer_class(16, 2, 32, 0.0, batch_first=True, norm_first=True)
+        return nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+    pytorchs, ours = encoder(nn.TransformerEncoderLayer), encoder(EncoderLayer)
+    ours.load_state_dict(pytorchs.state_dict())  # the same parameter names: old models load
+    _, mask, _, _ = batch(32)
+    padding = mask < 0.5
+    padding[:, 0] = False  # as LTVTransformer does for a user with no session
+    inputs = torch.randn(32, CONFIG.sequence_length, 16)
+    outputs = []
+    for model in (pytorchs, ours):
+        x = inputs.clone().requires_grad_()
+        out = model(x, src_key_padding_mask=padding)
+        (out * torch.linspace(-1, 1, 16)).sum().backward()
+        outputs.append((out.detach(), x.grad, [p.grad for p in model.parameters()]))
+    (out_a, grad_a, params_a), (out_b, grad_b, params_b) = outputs
+    assert padding.any() and torch.allclose(out_a, out_b, atol=1e-5)
+    assert torch.allclose(grad_a, grad_b, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(params_a, params_b, strict=True))
+    with torch.no_grad():
+        assert torch.allclose(
+            pytorchs.eval()(inputs, src_key_padding_mask=padding),
+            ours.eval()(inputs, src_key_padding_mask=padding),
+            atol=1e-5,
+        )
 
 
 def it_overfits_a_tiny_batch():
