@@ -51,7 +51,7 @@ def build_spark(config: Config) -> SparkSession:
     if spark_config.master and _wants_jvm_connector(config) and "spark.jars" not in settings:
         settings.update(_cached_jars_conf(config.tables.engine))
     if spark_config.master:
-        settings = {**_local_fs_conf(), **settings}  # the configuration's own settings win
+        settings = with_local_fs(settings, _local_fs_conf())
     if _delta_jar_requested(settings):
         settings.setdefault("spark.sql.extensions", DELTA_EXTENSION)
         settings.setdefault("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
@@ -118,6 +118,21 @@ def _local_fs_conf() -> dict[str, str]:
         "spark.executor.extraClassPath": str(jar),
         "spark.hadoop.fs.file.impl": LOCAL_FS_CLASS,
     }
+
+
+CLASS_PATH_KEYS = ("spark.driver.extraClassPath", "spark.executor.extraClassPath")
+
+
+def with_local_fs(settings: dict[str, str], local_fs: dict[str, str]) -> dict[str, str]:
+    """``settings`` with our local file system added: the configuration's own settings win, except
+    that a class path it sets gets our jar appended (replacing it would leave ``fs.file.impl``
+    naming a class the JVM cannot load, and every local read would fail).
+    """
+    merged = {**local_fs, **settings}
+    for key in CLASS_PATH_KEYS:
+        if key in settings and key in local_fs and local_fs[key] not in settings[key].split(os.pathsep):
+            merged[key] = os.pathsep.join([settings[key], local_fs[key]])
+    return merged
 
 
 def _jvm_loads(class_name: str) -> bool:

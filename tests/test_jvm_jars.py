@@ -10,7 +10,7 @@ import pytest
 
 from ltv_spark.config import load_config
 from ltv_spark.jvm_jars import ARTIFACTS, LOCAL_FS_CLASS, cached_jars, jars_dir
-from ltv_spark.session import build_spark
+from ltv_spark.session import build_spark, with_local_fs
 
 
 def it_lists_the_cached_connector_and_s3_jars():
@@ -56,3 +56,21 @@ def it_writes_local_folders_through_our_file_system_with_the_permissions_hadoop_
 
     spark.range(4).selectExpr("id", "id % 2 AS day").write.partitionBy("day").parquet(str(tmp_path / "t"))
     assert sorted(r.id for r in spark.read.parquet(str(tmp_path / "t")).collect()) == [0, 1, 2, 3]
+
+
+def it_appends_our_file_system_to_a_class_path_the_configuration_sets():
+    """A local config with its own extraClassPath must not drop our jar while fs.file.impl names it."""
+    ours = {
+        "spark.driver.extraClassPath": "/cache/nio-local-fs.jar",
+        "spark.executor.extraClassPath": "/cache/nio-local-fs.jar",
+        "spark.hadoop.fs.file.impl": LOCAL_FS_CLASS,
+    }
+    theirs = {"spark.driver.extraClassPath": "/opt/jdbc.jar", "spark.sql.shuffle.partitions": "4"}
+    merged = with_local_fs(theirs, ours)
+    both = os.pathsep.join(["/opt/jdbc.jar", "/cache/nio-local-fs.jar"])
+    assert merged["spark.driver.extraClassPath"] == both
+    assert merged["spark.executor.extraClassPath"] == "/cache/nio-local-fs.jar"
+    assert merged["spark.hadoop.fs.file.impl"] == LOCAL_FS_CLASS
+    assert merged["spark.sql.shuffle.partitions"] == "4"
+    assert with_local_fs(merged, ours) == merged  # already there: not appended twice
+    assert with_local_fs(theirs, {}) == theirs  # not built: the configuration as it is
