@@ -249,7 +249,10 @@ def run_vacuum(args: argparse.Namespace, config: Config, spark, store: TableStor
 
 
 def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore) -> int:
-    """The whole pipeline on the embedded default world (what ``make demo`` runs)."""
+    """The whole pipeline on the embedded default world (what ``make demo`` runs), on the quick
+    training plan of ``demo.*`` (``ltv train`` and ``ltv evaluate`` use ``features.*``)."""
+    evaluate_plan = config.features  # what `ltv evaluate` trains on
+    config = config.demo.applied_to(config)
     clock = StageClock()
     with clock.step("generate the world"):
         world = generate_world(spark, store, config.world, overwrite=args.overwrite)
@@ -287,7 +290,8 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
         *sessions.lines(),
         f"  {SESSIONS:<18} {store.read(SESSIONS).count():>12,} rows  {store.location(SESSIONS)}",
         "",
-        "training set:",
+        f"training set (the demo's quick plan, demo.*: {config.features.train_cutoffs} cutoffs "
+        f"{config.features.cutoff_step_days} days apart):",
         *training,
         "",
         "model (local launcher):",
@@ -298,7 +302,8 @@ def run_demo(args: argparse.Namespace, config: Config, spark, store: TableStore)
         "",
         f"evaluation on the generated world (every model, same users; neural models: seed "
         f"{config.train.seed}, the trained model; `ltv evaluate` trains seeds "
-        f"{', '.join(map(str, config.evaluate.seeds))} for their spread):",
+        f"{', '.join(map(str, config.evaluate.seeds))} for their spread, on the default plan of "
+        f"{evaluate_plan.train_cutoffs} cutoffs {evaluate_plan.cutoff_step_days} days apart):",
         *evaluation.lines(),
         "",
         *_tracking_lines(config),

@@ -105,8 +105,8 @@ class FeaturesConfig:
     sequence_length: int = 32
     horizon_days: int = 365
     evaluation_cutoff: dt.date = dt.date(2025, 11, 23)
-    train_cutoffs: int = 6
-    cutoff_step_days: int = 30
+    train_cutoffs: int = 24  # weekly: 4x the examples of 6 monthly ones, +0.008 validation Gini (README)
+    cutoff_step_days: int = 7
     app_id: str = "ltv_spark.sessions"
 
 
@@ -201,6 +201,23 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class DemoConfig:
+    """What ``ltv demo`` changes so that the whole pipeline runs in minutes on a laptop: the quick
+    training plan (6 monthly cutoffs: a quarter of the default plan's examples, and of its training
+    time). Everything else is the configuration as given."""
+
+    train_cutoffs: int = 6
+    cutoff_step_days: int = 30
+
+    def applied_to(self, config: Config) -> Config:
+        """``config`` with the demo's training plan."""
+        features = dataclasses.replace(
+            config.features, train_cutoffs=self.train_cutoffs, cutoff_step_days=self.cutoff_step_days
+        )
+        return dataclasses.replace(config, features=features)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of one run."""
 
@@ -216,6 +233,7 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     refresh: RefreshConfig = field(default_factory=RefreshConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
 
 
 def load_config(

@@ -16,6 +16,15 @@ def it_loads_every_environment():
     assert load_config("cluster").spark.master is None
 
 
+def it_runs_the_demo_on_its_quick_plan_and_everything_else_on_the_weekly_one():
+    config = load_config("local", ["features.horizon_days=60"])
+    assert (config.features.train_cutoffs, config.features.cutoff_step_days) == (24, 7)
+    demo = config.demo.applied_to(config)
+    assert (demo.features.train_cutoffs, demo.features.cutoff_step_days) == (6, 30)
+    assert demo.features.horizon_days == 60 and demo.train == config.train  # nothing else changes
+    assert load_config("local", ["demo.train_cutoffs=12"]).demo.train_cutoffs == 12
+
+
 def it_applies_overrides_with_yaml_types():
     config = load_config("local", ["train.epochs=3", "world.start_date=2024-01-05", "world.dirty_rate=0"])
     assert config.train.epochs == 3

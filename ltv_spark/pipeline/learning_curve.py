@@ -3,9 +3,10 @@ ceiling? -> gold.learning_curve, and learning_curve.png / .csv in the evaluation
 
 A size is a multiple of the configured training set (features.train_cutoffs cutoffs,
 cutoff_step_days apart). Below 1: a fixed share of the users (a hash of the id, the same users
-for every model and seed) at those cutoffs. Above 1: every user at ``size`` times as many cutoffs
-over about the same span (the step divided by the size), i.e. more, and more strongly correlated,
-examples of the same users. A bigger world would add independent users instead; this one stays
+for every model and seed) at those cutoffs. Above 1: every user at ``size`` times as many cutoffs,
+the step divided by the size in whole days (the same span for a monthly step; a weekly step's 4x is
+daily cutoffs over a shorter span), i.e. more, and more strongly correlated, examples of the same
+users. A bigger world would add independent users instead; this one stays
 within the data a shop has. Every point is trained from scratch; below 1x the neural models get
 as many optimizer steps as at 1x (TrainingSize.epochs), above it the configured epochs.
 Validation (early stopping, calibration) and evaluation are the plan's, every user, the same for
