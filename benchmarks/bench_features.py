@@ -20,18 +20,15 @@ import argparse
 import dataclasses
 import datetime as dt
 import math
-import multiprocessing
 import os
-import resource
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-import duckdb
 from pyspark.sql import functions as F
 
-from benchmarks.common import machine, peak_rss_mb
+from benchmarks.common import machine, peak_rss_mb, run_duckdb
 from ltv_spark.config import load_config
 from ltv_spark.contract import classify_events, to_bronze
 from ltv_spark.features import sessions_before, user_features
@@ -215,20 +212,8 @@ def _duckdb(events: Path, last_user: str, cutoff: dt.date, out: Path) -> tuple[f
         gap_us=GAP_MINUTES * 60 * 1_000_000,
         out=out,
     )
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_duckdb_process, (sql, str(out)))
-
-
-def _duckdb_process(sql: str, out: str) -> tuple[float, int, float]:
-    started = time.perf_counter()
-    connection = duckdb.connect()
-    connection.execute(f"SET threads = {os.cpu_count() or 1}")
-    connection.execute("SET enable_progress_bar = false")
-    connection.execute(sql)
-    elapsed = time.perf_counter() - started
-    users = connection.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
-    connection.close()
-    return elapsed, users, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    run = run_duckdb(sql, f"SELECT count(*) FROM read_parquet('{out}')")
+    return run.seconds, run.rows, run.peak_mb
 
 
 if __name__ == "__main__":

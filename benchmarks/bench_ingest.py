@@ -3,7 +3,8 @@
 Generates a world of about ``--events`` raw CSV events (dirty rate 1%), then, in the same run:
 - Spark local mode: ``ingest_raw`` (file inspection, contract, dedupe, Delta commits);
 - DuckDB: the same parse, the same reason rules and dedupe, written to Parquet.
-Prints both times, the ratio, events/s per core, the driver's peak RSS, and the machine.
+Prints both times, the ratio, events/s per core, the peak memory of the Python driver, its JVM and
+DuckDB (in a process of its own), and the machine.
 
     .venv/bin/python -m benchmarks.bench_ingest --events 1000000 10000000
 """
@@ -19,9 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
-
-from benchmarks.common import machine, peak_rss_mb
+from benchmarks.common import DuckDBRun, machine, peak_rss_mb, run_duckdb
 from ltv_spark.config import IngestConfig, load_config
 from ltv_spark.contract import RAW_COLUMNS
 from ltv_spark.pipeline import ingest_raw
@@ -72,10 +71,11 @@ def main() -> None:
     spark.sparkContext.setLogLevel("ERROR")
     cores = os.cpu_count() or 1
     print(f"machine: {machine()}")
-    print("peak memory: the Python driver, and the JVM (in local mode it runs the executors' tasks too)")
+    print("peak memory: the Python driver (it generates the world too), its JVM (in local mode it runs")
+    print("the executors' tasks too), DuckDB's process")
     print(
         f"{'events':>10} {'spark s':>9} {'duckdb s':>9} {'ratio':>6} {'spark ev/s/core':>16} "
-        f"{'duckdb ev/s/core':>17} {'python MB':>10} {'jvm MB':>8}"
+        f"{'duckdb ev/s/core':>17} {'python MB':>10} {'jvm MB':>8} {'duckdb MB':>9}"
     )
     for target in args.events:
         work = Path(tempfile.mkdtemp(prefix="ltv-bench-"))
@@ -87,27 +87,21 @@ def main() -> None:
         started = time.perf_counter()
         counts = ingest_raw(spark, store, IngestConfig(raw_dir=world.out), now=dt.datetime(2030, 1, 1))
         spark_s = time.perf_counter() - started
-        duck_s = _duckdb(world.out, work / "duck")
+        duck = _duckdb(world.out, work / "duck")
         python_mb, jvm_mb = peak_rss_mb()
+        duck_s = duck.seconds
         n = counts.input_rows
         print(
             f"{n:>10,} {spark_s:>9.1f} {duck_s:>9.1f} {spark_s / duck_s:>6.1f} {n / spark_s / cores:>16,.0f} "
-            f"{n / duck_s / cores:>17,.0f} {python_mb:>10,.0f} {jvm_mb:>8,.0f}"
+            f"{n / duck_s / cores:>17,.0f} {python_mb:>10,.0f} {jvm_mb:>8,.0f} {duck.peak_mb:>9,.0f}"
         )
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _duckdb(raw: str, out: Path) -> float:
+def _duckdb(raw: str, out: Path) -> DuckDBRun:
     out.mkdir(parents=True)
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS) + "}"
-    sql = DUCKDB_SQL.format(glob=f"{raw}/*/*.csv", out=out, columns=columns)
-    started = time.perf_counter()
-    connection = duckdb.connect()
-    connection.execute(f"SET threads = {os.cpu_count() or 1}")
-    connection.execute("SET enable_progress_bar = false")
-    connection.execute(sql)
-    connection.close()
-    return time.perf_counter() - started
+    return run_duckdb(DUCKDB_SQL.format(glob=f"{raw}/*/*.csv", out=out, columns=columns))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,17 @@
-"""Shared by the benchmarks: the machine line and the driver's peak memory."""
+"""Shared by the benchmarks: the machine line, the driver's peak memory, and DuckDB (the peer) run in a
+process of its own."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 import resource
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import psutil
 
 
@@ -36,3 +41,29 @@ def peak_rss_mb() -> tuple[float, float]:
                 int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
             )
     return python_mb, jvm_mb
+
+
+@dataclass(frozen=True)
+class DuckDBRun:
+    seconds: float  # the SQL only: connecting and counting are not timed
+    rows: int | None  # what ``count_sql`` returned, when given
+    peak_mb: float  # the DuckDB process's peak resident memory
+
+
+def run_duckdb(sql: str, count_sql: str | None = None) -> DuckDBRun:
+    """Run the DuckDB peer in its own process on every core, so that its memory is not counted as
+    the Python driver's (DuckDB runs inside the process that calls it)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_duckdb_process, (sql, count_sql))
+
+
+def _duckdb_process(sql: str, count_sql: str | None) -> DuckDBRun:
+    connection = duckdb.connect()
+    connection.execute(f"SET threads = {os.cpu_count() or 1}")
+    connection.execute("SET enable_progress_bar = false")
+    started = time.perf_counter()
+    connection.execute(sql)
+    seconds = time.perf_counter() - started
+    rows = connection.execute(count_sql).fetchone()[0] if count_sql else None
+    connection.close()
+    return DuckDBRun(seconds, rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
