@@ -18,7 +18,8 @@ from tests.test_evaluation import evaluation_overrides
 
 
 def it_shares_users_below_one_and_adds_cutoffs_over_the_same_span_above():
-    features = load_config("local").features  # 6 cutoffs, 30 days apart
+    monthly = ["features.train_cutoffs=6", "features.cutoff_step_days=30"]  # the default is weekly
+    features = load_config("local", monthly).features
     today = plan_cutoffs(features).train
     eighth, one, twice, four = training_sizes(features, [4, 1, 0.125, 2])  # returned ascending
     assert (eighth.cutoffs, eighth.users_share) == (today, 0.125)
