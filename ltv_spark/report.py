@@ -43,6 +43,7 @@ def write_report(
     (folder / "metrics.csv").write_text(summary.to_csv(index=False))
     (folder / "metrics_per_run.csv").write_text(tables.runs.to_csv(index=False))
     (folder / "segments.csv").write_text(segments.to_csv(index=False))
+    (folder / "deciles.csv").write_text(decile_errors(tables.deciles).to_csv(index=False))
     quality = tables.segment_summary()
     if quality is not None:
         (folder / "segment_quality.csv").write_text(quality.to_csv(index=False))
@@ -105,6 +106,15 @@ def plot_gains(tables: MetricTables) -> plt.Figure:
     axis.legend(loc="lower right", fontsize=8)
     axis.grid(alpha=0.3)
     return figure
+
+
+def decile_errors(deciles: pd.DataFrame) -> pd.DataFrame:
+    """Every model, seed and decile with its relative error |mean predicted - mean actual| /
+    mean actual (empty where the mean actual is 0): the terms the decile MAPE averages, so a
+    seed's MAPE can be traced to the deciles that make it."""
+    actual = deciles["mean_actual"].where(deciles["mean_actual"] != 0)
+    error = (deciles["mean_predicted"] - deciles["mean_actual"]).abs() / actual.abs()
+    return deciles.assign(relative_error=error)
 
 
 def plot_deciles(tables: MetricTables) -> plt.Figure:

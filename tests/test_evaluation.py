@@ -259,6 +259,15 @@ def it_prints_mean_and_spread_and_the_fraction_of_the_oracle(tmp_path):
     assert "a note" in page.read_text()
 
 
+def it_writes_each_deciles_relative_error_beside_the_report(tmp_path):
+    tables = two_model_tables()
+    tables.deciles = tables.deciles.assign(mean_predicted=[1.5, 1.0], mean_actual=[1.0, 0.0])
+    write_report(tmp_path / "run", "title", [], tables)
+    deciles = pd.read_csv(tmp_path / "run" / "deciles.csv").set_index("model")
+    assert deciles.loc["transformer", "relative_error"] == pytest.approx(0.5)
+    assert pd.isna(deciles.loc["oracle", "relative_error"])  # mean actual 0: no relative error
+
+
 def it_adds_the_learning_curve_to_the_report_when_there_is_one(tmp_path):
     points = pd.DataFrame(
         {
