@@ -82,10 +82,10 @@ def simulated_sessions(
     is_order = np.concatenate([np.zeros(n_browse.sum(), bool), np.ones(n_orders.sum(), bool)])
     if session_day.size == 0:
         return None, session_day, rng
-    events = _session_events(user, catalog, rng, session_day, is_order, start)
-    events = pd.concat([events, _refunds(user, rng, events, start, days)], ignore_index=True)
-    events = events.sort_values(["sort_ms", "phase", "seq"], kind="stable").reset_index(drop=True)
-    return events, session_day, rng
+    events = _session_events(user, catalog, rng, session_day, is_order)
+    events = _concat([events, _refunds(user, rng, events, days)])
+    events = _take(events, np.lexsort((events["seq"], events["phase"], events["sort_ms"])))
+    return pd.DataFrame(events), session_day, rng
 
 
 def simulate_partition(seed: int, start: dt.date, days: int, dirty_rate: float):
@@ -120,14 +120,16 @@ def simulate_btyd_partition(seed: int, start: dt.date, days: int, dirty_rate: fl
     return simulate
 
 
+Columns = dict[str, np.ndarray]  # one user's events, column by column, all of one length
+
+
 def _session_events(
     user: UserParams,
     catalog: Catalog,
     rng: np.random.Generator,
     session_day: np.ndarray,
     is_order: np.ndarray,
-    start: dt.date,
-) -> pd.DataFrame:
+) -> Columns:
     n_sessions = session_day.size
     hour = rng.choice(24, size=n_sessions, p=HOURLY_WEIGHT / HOURLY_WEIGHT.sum())
     session_start_s = session_day * 86400 + hour * 3600 + rng.integers(0, 3600, n_sessions)
@@ -143,38 +145,48 @@ def _session_events(
     item_quantity = 1 + rng.poisson(user.extra_quantity, item_session.size)
     order_number = np.repeat(np.arange(order_sessions.size), n_items)
 
-    parts = [
-        _part(view_session, view_product, "view", _PHASE_VIEW),
-        _part(view_session[carted], view_product[carted], "cart", _PHASE_CART),
-        _part(item_session, item_product, "view", _PHASE_VIEW, copy=True),
-        _part(item_session, item_product, "cart", _PHASE_CART, copy=True),
-        _part(item_session, item_product, "purchase", _PHASE_PURCHASE, item_quantity, order_number),
-    ]
-    events = pd.concat(parts, ignore_index=True).sort_values(["session", "phase", "seq"], kind="stable")
-    gaps = 10 + rng.exponential(80.0, len(events))
-    first = ~events["session"].duplicated().to_numpy()
+    events = _concat(
+        [
+            _part(view_session, view_product, "view", _PHASE_VIEW),
+            _part(view_session[carted], view_product[carted], "cart", _PHASE_CART),
+            _part(item_session, item_product, "view", _PHASE_VIEW, copy=True),
+            _part(item_session, item_product, "cart", _PHASE_CART, copy=True),
+            _part(item_session, item_product, "purchase", _PHASE_PURCHASE, item_quantity, order_number),
+        ]
+    )
+    events = _take(events, np.lexsort((events["seq"], events["phase"], events["session"])))  # stable
+    session = events["session"]
+    gaps = 10 + rng.exponential(80.0, session.size)
+    first = np.concatenate([[True], session[1:] != session[:-1]])  # sorted: a session's first event
     offset = np.cumsum(gaps)
     offset -= np.maximum.accumulate(np.where(first, offset, 0.0))  # restart the clock per session
-    events["sort_ms"] = ((session_start_s[events["session"].to_numpy()] + offset) * 1000).astype(np.int64)
-    events["price"] = catalog.product_price[events["product"].to_numpy()]
-    events["order_key"] = np.where(events["order"].to_numpy() >= 0, events["order"].to_numpy(), -1)
+    events["sort_ms"] = ((session_start_s[session] + offset) * 1000).astype(np.int64)
+    events["price"] = catalog.product_price[events["product"]]
+    events["order_key"] = np.where(events["order"] >= 0, events["order"], -1)
     return events
 
 
-def _part(session, product, event_type, phase, quantity=None, order=None, copy=False) -> pd.DataFrame:
+def _part(session, product, event_type, phase, quantity=None, order=None, copy=False) -> Columns:
     n = len(session)
-    return pd.DataFrame(
-        {
-            "copy": np.full(n, copy),
-            "session": session,
-            "product": product,
-            "event_type": event_type,
-            "phase": phase,
-            "seq": np.arange(n),
-            "quantity": quantity if quantity is not None else np.zeros(n, int),
-            "order": order if order is not None else np.full(n, -1),
-        }
-    )
+    return {
+        "copy": np.full(n, copy),
+        "session": session,
+        "product": product,
+        "event_type": np.full(n, event_type, dtype=object),
+        "phase": np.full(n, phase, dtype=np.int64),
+        "seq": np.arange(n),
+        "quantity": quantity if quantity is not None else np.zeros(n, np.int64),
+        "order": order if order is not None else np.full(n, -1, dtype=np.int64),
+    }
+
+
+def _concat(parts: list[Columns]) -> Columns:
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _take(events: Columns, rows: np.ndarray) -> Columns:
+    """The events at ``rows`` (positions or a mask), every column alike."""
+    return {name: values[rows] for name, values in events.items()}
 
 
 def _pick_products(rng: np.random.Generator, user: UserParams, catalog: Catalog, n: int) -> np.ndarray:
@@ -183,24 +195,19 @@ def _pick_products(rng: np.random.Generator, user: UserParams, catalog: Catalog,
     return category * per_category + rng.integers(0, per_category, n)
 
 
-def _refunds(
-    user: UserParams, rng: np.random.Generator, events: pd.DataFrame, start, days: int
-) -> pd.DataFrame:
+def _refunds(user: UserParams, rng: np.random.Generator, events: Columns, days: int) -> Columns:
     """Whole orders refunded 1 + Poisson(10) days after purchase, when that is inside the world."""
-    purchases = events[events["event_type"] == "purchase"]
-    orders = np.unique(purchases["order"].to_numpy())
+    is_purchase = events["event_type"] == "purchase"
+    orders = np.unique(events["order"][is_purchase])  # ascending
     refunded = orders[rng.random(orders.size) < user.refund_prob]
     delay_ms = (1 + rng.poisson(REFUND_DELAY_MEAN_DAYS, refunded.size)) * 86_400_000 + rng.integers(
         0, 86_400_000, refunded.size
     )
-    rows = purchases[purchases["order"].isin(refunded)].copy()
-    if rows.empty:
-        return rows
-    delay = dict(zip(refunded, delay_ms, strict=True))
-    rows["sort_ms"] = rows["sort_ms"] + rows["order"].map(delay).astype(np.int64)
-    rows["event_type"] = "refund"
-    rows["phase"] = 3
-    return rows[rows["sort_ms"] < days * 86_400_000]
+    rows = _take(events, is_purchase & np.isin(events["order"], refunded))
+    rows["sort_ms"] = rows["sort_ms"] + delay_ms[np.searchsorted(refunded, rows["order"])]
+    rows["event_type"] = np.full(rows["sort_ms"].size, "refund", dtype=object)
+    rows["phase"] = np.full(rows["sort_ms"].size, 3, dtype=np.int64)
+    return _take(rows, rows["sort_ms"] < days * 86_400_000)
 
 
 def _finish(
