@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ltv_spark.frames import days_between, distinct_count
@@ -43,7 +43,25 @@ CATEGORY_EVENT_WEIGHTS = {"purchase": 1.0, "cart": 0.3, "view": 0.1}  # an event
 
 def events_before(events: DataFrame, cutoff: dt.date) -> DataFrame:
     """The only view of the events a cutoff-T computation may use."""
-    return events.filter(F.col("event_time") < F.lit(dt.datetime.combine(cutoff, dt.time())))
+    before = F.col("event_time") < F.lit(dt.datetime.combine(cutoff, dt.time()))
+    return on_days(events, last=cutoff).filter(before)
+
+
+def on_days(events: DataFrame, first: dt.date | None = None, last: dt.date | None = None) -> DataFrame:
+    """``events`` of the days ``first`` to ``last`` (either open), by ``event_date``: bronze's
+    partition column, so Spark leaves the other days' files unopened (a cutoff early in the data
+    reads a fraction of them; bronze.events holds a file per day). Callers still filter the exact
+    times: a time window [a, b) lies inside the days a.date() - 1 to b.date() however far Python's
+    local zone, in which a datetime literal is read, is from the session's. Events without the
+    column are returned whole."""
+    if "event_date" not in events.columns:
+        return events
+    days = F.lit(True)
+    if first is not None:
+        days &= F.col("event_date") >= F.lit(first)
+    if last is not None:
+        days &= F.col("event_date") <= F.lit(last)
+    return events.filter(days)
 
 
 def sessions_before(
@@ -170,12 +188,18 @@ def category_strength(events: DataFrame) -> DataFrame:
 def category_history(past: DataFrame) -> DataFrame:
     """user_id, category_history: each category's share of the user's weighted events in ``past``,
     as (category, share) pairs sorted by category (what the cross-sell head reads beside the
-    sessions: which categories the user engages with). An array, not a map: rows stay comparable."""
-    strength = category_strength(past)
-    total = F.sum("strength").over(Window.partitionBy("user_id"))
-    shares = strength.withColumn("share", (F.col("strength") / total).cast("float"))
-    pairs = F.array_sort(F.collect_list(F.struct("category", "share")))
-    return shares.groupBy("user_id").agg(pairs.alias(CATEGORY_HISTORY))
+    sessions: which categories the user engages with). An array, not a map: rows stay comparable.
+    The shares are taken of the user's own array, not over a window: one shuffle, not two."""
+    pairs = F.array_sort(F.collect_list(F.struct("category", "strength")))
+    per_user = category_strength(past).groupBy("user_id").agg(pairs.alias("_pairs"))
+    total = F.aggregate("_pairs", F.lit(0.0).cast("double"), lambda sum_, pair: sum_ + pair["strength"])
+    shares = F.transform(
+        "_pairs",
+        lambda pair: F.struct(
+            pair["category"].alias("category"), (pair["strength"] / total).cast("float").alias("share")
+        ),
+    )
+    return per_user.select("user_id", shares.alias(CATEGORY_HISTORY))
 
 
 def _recent(t: Column, days: int) -> Column:

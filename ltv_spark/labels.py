@@ -7,7 +7,7 @@ import datetime as dt
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ltv_spark.features import events_before
+from ltv_spark.features import events_before, on_days
 
 
 def user_labels(events: DataFrame, cutoff: dt.date, horizon_days: int) -> DataFrame:
@@ -37,7 +37,8 @@ def window_outcomes(
 ) -> DataFrame:
     """user_id, net_value (purchases - refunds) and orders of the users with events in [start, end);
     ``with_categories``: also ``categories``, the (sorted, distinct) categories they bought."""
-    window = events.filter((F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end)))
+    days = on_days(events, first=start.date() - dt.timedelta(days=1), last=end.date())
+    window = days.filter((F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end)))
     amount = F.col("price") * F.col("quantity")
     purchase = F.col("event_type") == "purchase"
     categories = F.array_sort(F.collect_set(F.when(purchase, F.col("category")))).alias("categories")

@@ -14,11 +14,12 @@ from ltv_spark.dataset import CutoffPlan, plan_cutoffs
 from ltv_spark.features import (
     CATEGORY_HISTORY,
     FEATURE_COLUMNS,
+    events_before,
     sessions_before,
     sessions_from_silver,
     user_features,
 )
-from ltv_spark.labels import user_labels
+from ltv_spark.labels import user_labels, window_outcomes
 from ltv_spark.pipeline import EVENTS, FEATURES, LABELS, SEQUENCES, SESSIONS, build_cutoff
 from ltv_spark.sequences import SESSION_VECTOR, user_sequences
 from ltv_spark.sessions import cap_user_days, sessionize
@@ -157,6 +158,26 @@ def it_builds_a_cutoff_from_silver_once_as_resessionizing_would_and_skips_it_aft
     assert (again.users, again.labelled) == (first.users, True) and first.users > 0
     assert [store.version(name) for name in (FEATURES, SEQUENCES, LABELS, SESSIONS)] == versions
     assert store.read(LABELS).filter(at_t).count() == first.users
+
+
+def it_opens_only_the_days_of_bronze_a_cutoff_or_a_window_can_use(spark, store, world_events):
+    store.append(world_events, EVENTS, partition_by=["event_date"])
+    bronze = store.read(EVENTS)
+    before = events_before(bronze, CUTOFF)
+    window = window_outcomes(bronze, T, T + dt.timedelta(days=10))
+    for frame in (before, window):
+        plan = frame._jdf.queryExecution().executedPlan().toString()
+        assert "PartitionFilters: [isnotnull(event_date" in plan, plan
+    assert 0 < before.count() < bronze.count()
+    expected = bronze.filter(F.col("event_time") < F.lit(T))
+    assert_df_equality(before, expected, ignore_row_order=True)
+    in_window = (F.col("event_time") >= F.lit(T)) & (F.col("event_time") < F.lit(T + dt.timedelta(days=10)))
+    assert window.agg(F.sum("orders")).first()[0] == (
+        bronze.filter(in_window & (F.col("event_type") == "purchase"))
+        .select("user_id", "order_id")
+        .distinct()
+        .count()
+    )
 
 
 def _across_midnight_of_t(spark):

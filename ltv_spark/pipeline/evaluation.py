@@ -206,7 +206,7 @@ def _warehouse_holdout(
 ) -> Holdout:
     """Every model trained and scored on the cutoff plan over bronze.events (run name ``data``)."""
     plan = plan_cutoffs(config.features)
-    examples = build_training_set(spark, store, config.features, plan)
+    examples = build_training_set(spark, store, config.features, plan).materialized()
     cutoff, horizon = plan.evaluation, plan.horizon_days
     holdout = Holdout(
         run=f"{data}_{plan.name}",

@@ -161,6 +161,15 @@ class TrainingSet:
     evaluation: DataFrame
     summaries: list[CutoffSummary] = field(default_factory=list)
 
+    def materialized(self) -> TrainingSet:
+        """The splits computed once, in the executors' storage (``localCheckpoint``): an evaluation
+        reads the evaluation split for every model it scores and compares, about eight times, and
+        the others for every model it trains; each read would join the three gold tables again."""
+        train, validation, evaluation = (
+            frame.localCheckpoint() for frame in (self.train, self.validation, self.evaluation)
+        )
+        return TrainingSet(self.plan, train, validation, evaluation, self.summaries)
+
 
 def build_training_set(
     spark: SparkSession, store: TableStore, features: FeaturesConfig, plan: CutoffPlan
