@@ -159,6 +159,7 @@ class ScoreConfig:
 
     batch_size: int = 1024  # rows per model call inside the pandas UDF
     model: str = "champion"  # champion | challenger | models:/<name>@<alias> or /<version> | a folder
+    explain_steps: int = 8  # integrated-gradient steps behind each user's reasons (ltv_spark.explain)
 
 
 @dataclass(frozen=True)
@@ -204,17 +205,21 @@ class EvaluateConfig:
 class DemoConfig:
     """What ``ltv demo`` changes so that the whole pipeline runs in minutes on a laptop: the quick
     training plan (6 monthly cutoffs: a quarter of the default plan's examples, and of its training
-    time). Everything else is the configuration as given."""
+    time), and reasons from 4 integrated-gradient steps, not 8 (half the explaining time; on the
+    demo world's model 98.6% of users get the same three reasons as from 32 steps, against 99.5%
+    from 8). Everything else is the configuration as given."""
 
     train_cutoffs: int = 6
     cutoff_step_days: int = 30
+    explain_steps: int = 4
 
     def applied_to(self, config: Config) -> Config:
-        """``config`` with the demo's training plan."""
+        """``config`` with the demo's training plan and explaining steps."""
         features = dataclasses.replace(
             config.features, train_cutoffs=self.train_cutoffs, cutoff_step_days=self.cutoff_step_days
         )
-        return dataclasses.replace(config, features=features)
+        score = dataclasses.replace(config.score, explain_steps=self.explain_steps)
+        return dataclasses.replace(config, features=features, score=score)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,14 @@ from pyspark.sql import functions as F
 from ltv_spark.allocator import reuse_freed_memory
 from ltv_spark.artifacts import load_torch, read_categories, read_json
 from ltv_spark.calibration import DecileCalibration
-from ltv_spark.explain import REASONS, average_session, integrated_gradients, session_means, top_reasons
+from ltv_spark.explain import (
+    REASONS,
+    STEPS,
+    average_session,
+    integrated_gradients,
+    session_means,
+    top_reasons,
+)
 from ltv_spark.features import CATEGORY_HISTORY
 from ltv_spark.model import ModelConfig, build_model, category_logits, ziln_part
 from ltv_spark.scaling import FeatureScaling
@@ -87,11 +94,14 @@ class LoadedModel:
         mask = _stack(frame["mask"], config.sequence_length)
         return torch.from_numpy(sequence), torch.from_numpy(mask), torch.from_numpy(static)
 
-    def reasons(self, frame: pd.DataFrame, average: Sequence[float], top: int = REASONS) -> list[list[str]]:
+    def reasons(
+        self, frame: pd.DataFrame, average: Sequence[float], top: int = REASONS, steps: int = STEPS
+    ) -> list[list[str]]:
         """Per row of ``frame``: the ``top`` reasons behind its predicted value against the average
-        customer, ``average`` the average session (ltv_spark.explain)."""
+        customer, ``average`` the average session, from ``steps`` integrated-gradient steps
+        (ltv_spark.explain)."""
         sequence, mask, static = self.inputs(frame)
-        static_part, session_part = integrated_gradients(self.model, sequence, mask, static, average)
+        static_part, session_part = integrated_gradients(self.model, sequence, mask, static, average, steps)
         values = frame[list(self.scaling.columns)].to_numpy(dtype=float)
         means = session_means(sequence.numpy(), mask.numpy(), self.model.config.session_features)
         return top_reasons(
@@ -152,7 +162,12 @@ def loaded_model(artifact_dir: str) -> LoadedModel:
 
 
 def score_users(
-    rows: DataFrame, model: str, batch_size: int, calibrated: bool = True, explain: bool = False
+    rows: DataFrame,
+    model: str,
+    batch_size: int,
+    calibrated: bool = True,
+    explain: bool = False,
+    explain_steps: int = STEPS,
 ) -> DataFrame:
     """rows (user_id, features, sequence, mask) -> user_id, expected_ltv, p_buy, churn_probability
     (and, with ``explain``, ``reasons``: the top reasons of each value, ltv_spark.explain; and
@@ -163,8 +178,8 @@ def score_users(
     (ltv_spark.calibration), read here on the driver and shipped with the function;
     ``calibrated=False`` gives the raw ZILN mean (what the calibration is fitted on). A registered
     model is the MLflow pyfunc, loaded once per Python worker, its calibration inside it.
-    Explaining costs one aggregation over ``rows`` (the average session) and about
-    ``explain.STEPS`` forward and backward passes more per batch.
+    Explaining costs one aggregation over ``rows`` (the average session) and ``explain_steps``
+    forward and backward passes more per batch.
     """
     predictor = (
         _registered_predictor(model, calibrated)
@@ -177,7 +192,7 @@ def score_users(
     def score_part(part: pd.DataFrame, predict: Predict, explained: LoadedModel | None) -> pd.DataFrame:
         scores = with_user_ids(part, predict(part))
         if explained is not None:
-            scores["reasons"] = explained.reasons(part, average)
+            scores["reasons"] = explained.reasons(part, average, steps=explain_steps)
             scores["top_categories"] = explained.top_categories(part)
         return scores
 

@@ -21,7 +21,9 @@ def it_runs_the_demo_on_its_quick_plan_and_everything_else_on_the_weekly_one():
     assert (config.features.train_cutoffs, config.features.cutoff_step_days) == (24, 7)
     demo = config.demo.applied_to(config)
     assert (demo.features.train_cutoffs, demo.features.cutoff_step_days) == (6, 30)
+    assert (config.score.explain_steps, demo.score.explain_steps) == (8, 4)  # reasons from fewer steps
     assert demo.features.horizon_days == 60 and demo.train == config.train  # nothing else changes
+    assert demo.score.batch_size == config.score.batch_size
     assert load_config("local", ["demo.train_cutoffs=12"]).demo.train_cutoffs == 12
 
 

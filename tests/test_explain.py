@@ -75,6 +75,7 @@ def it_names_what_was_changed_on_a_hand_made_user():
         ]
     )
     average, lapsed, refunder, active = model.reasons(users, [0.0] * SESSION_FEATURES)
+    assert model.reasons(users, [0.0] * SESSION_FEATURES, steps=2) == [average, lapsed, refunder, active]
     assert average == []  # nothing differs from the average customer: nothing to explain
     assert lapsed == ["no session in 41 days (lowers value)"]
     assert refunder == ["refund rate 40% (lowers value)"]

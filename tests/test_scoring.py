@@ -102,8 +102,11 @@ def it_explains_each_score_on_the_executors_as_the_model_does_directly(spark, tm
     scored = score_users(rows, folder, batch_size=16, explain=True).collect()
     explained = {r["user_id"]: list(r["reasons"]) for r in scored}
     local, average = rows.toPandas(), average_session(rows)
-    assert explained == dict(
-        zip(local["user_id"], LoadedModel.load(folder).reasons(local, average), strict=True)
+    model = LoadedModel.load(folder)
+    assert explained == dict(zip(local["user_id"], model.reasons(local, average), strict=True))
+    fewer_steps = score_users(rows, folder, batch_size=16, explain=True, explain_steps=2).collect()
+    assert {r["user_id"]: list(r["reasons"]) for r in fewer_steps} == dict(
+        zip(local["user_id"], model.reasons(local, average, steps=2), strict=True)
     )
     assert all(len(reasons) == 3 for reasons in explained.values())  # random weights: everything matters
     assert all(re.search(r"\((raises|lowers) value\)$", r) for reasons in explained.values() for r in reasons)

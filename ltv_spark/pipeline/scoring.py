@@ -66,7 +66,9 @@ def score_as_of(
     build_cutoff(spark, store, config.features, as_of)
     with stage(f"score as of {as_of}") as timer:
         rows = rows_at(store, [as_of], config.features.sequence_length)
-        scores = score_users(rows, ref.uri, config.score.batch_size, explain=True)
+        scores = score_users(
+            rows, ref.uri, config.score.batch_size, explain=True, explain_steps=config.score.explain_steps
+        )
         scores = scores.persist(StorageLevel.MEMORY_AND_DISK)
         predictions = prediction_rows(add_deciles_and_segments(scores), as_of, ref)
         store.merge(predictions, PREDICTIONS, keys=["user_id", "as_of"], partition_by=["as_of"])
