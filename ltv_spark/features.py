@@ -97,7 +97,7 @@ def sessions_from_silver(
     first_day = spanning.agg(F.min(F.to_date("_cut_from"))).first()[0]  # one value
     if first_day is None:
         return ended
-    days = events_before(events, cutoff).filter(F.col("event_date") >= F.lit(first_day))
+    days = on_days(events_before(events, cutoff), first=first_day)
     covered = days.join(F.broadcast(spanning), "user_id").filter(
         F.col("event_date") >= F.to_date("_cut_from")
     )

@@ -142,9 +142,8 @@ def _rescore(store: TableStore, config: Config, users: DataFrame, as_of: dt.date
         len(SESSION_VECTOR),
     )
     model = resolve_model(config, config.refresh.model)
-    settings = config.score
     scores = score_users(
-        rows, model.uri, settings.batch_size, explain=True, explain_steps=settings.explain_steps
+        rows, model.uri, config.score.batch_size, explain=True, explain_steps=config.score.explain_steps
     ).localCheckpoint()
     scored = add_deciles_and_segments(scores, _population(store))
     store.merge(prediction_rows(scored, as_of, model), PREDICTIONS, ["user_id", "as_of"], ["as_of"])
