@@ -34,6 +34,7 @@ from ltv_spark.scaling import FeatureScaling
 from ltv_spark.storage import OBJECT_STORE_SCHEMES, Location, object_store_filesystem
 
 MODEL_COLUMNS = ("static", "sequence", "mask", "value")
+ROW_KEY = "row_key"  # xxhash64(user_id, cutoff): the fixed order the rows are written and fed in
 CROSS_SELL_COLUMNS = ("categories", "history")  # a cross-sell head's targets and input (C wide each)
 
 # Petastorm 0.12 calls pyarrow 14's legacy dataset API (STACK.md pins both): one FutureWarning per
@@ -61,9 +62,9 @@ for _scheme in OBJECT_STORE_SCHEMES:
 
 
 def to_model_rows(examples: DataFrame, scaling: FeatureScaling, categories: Sequence[str] = ()) -> DataFrame:
-    """static (array<float>, scaled), sequence, mask, value (net value in the horizon, >= 0); and,
-    given the cross-sell head's ``categories``, their targets and the user's history in them
-    (ltv_spark.cross_sell)."""
+    """static (array<float>, scaled), sequence, mask, value (net value in the horizon, >= 0), the
+    example's ``row_key``; and, given the cross-sell head's ``categories``, their targets and the
+    user's history in them (ltv_spark.cross_sell)."""
     cross_sell = (
         [category_targets(categories).alias("categories"), history_vector(categories).alias("history")]
         if categories
@@ -74,6 +75,7 @@ def to_model_rows(examples: DataFrame, scaling: FeatureScaling, categories: Sequ
         F.col("sequence"),
         F.col("mask"),
         F.greatest(F.col("net_value"), F.lit(0.0)).cast("float").alias("value"),
+        F.xxhash64("user_id", "cutoff").alias(ROW_KEY),
         *cross_sell,
     )
 
@@ -85,14 +87,25 @@ def petastorm_converter(
 
     Petastorm shards by row group and refuses more shards than row groups, so the rows are spread
     over at least ``min_files`` files (one row group each at these sizes): enough for 8 ranks.
+    They are written in a fixed pseudo-random order, by ``row_key`` (or, without one, a hash of
+    their content), because a shuffle hands rows over in a different order on every run, and read
+    file by file in name order (Spark lists the files it wrote in any order): the same examples
+    then feed the same batches, and the same seed trains the same weights.
     """
     cache = Location.of(cache_dir)
     cache.mkdir()
     spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, cache.as_uri())
-    selected = rows.select(*MODEL_COLUMNS, *[c for c in CROSS_SELL_COLUMNS if c in rows.columns])
-    if selected.rdd.getNumPartitions() < min_files:
-        selected = selected.repartition(min_files)
-    return make_spark_converter(selected)
+    columns = [*MODEL_COLUMNS, *[c for c in CROSS_SELL_COLUMNS if c in rows.columns]]
+    key = F.col(ROW_KEY) if ROW_KEY in rows.columns else F.xxhash64(*MODEL_COLUMNS)
+    files = max(min_files, rows.rdd.getNumPartitions())
+    ordered = (
+        rows.withColumn("_order", key)
+        .repartition(files, "_order")
+        .sortWithinPartitions("_order")
+        .select(*columns)
+    )
+    written = make_spark_converter(ordered)
+    return SparkDatasetConverter(written.cache_dir_url, sorted(written.file_urls), len(written))
 
 
 def steps_per_epoch(rows: int, batch_size: int, world_size: int) -> int:

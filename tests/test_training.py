@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import COMPLETE, load_torch, read_json
 from ltv_spark.calibration import DecileCalibration
 from ltv_spark.config import TrackingConfig, load_config
 from ltv_spark.distributed import SingleProcess
-from ltv_spark.feed import MODEL_COLUMNS, petastorm_converter, shard_batches
+from ltv_spark.feed import MODEL_COLUMNS, ROW_KEY, petastorm_converter, shard_batches
 from ltv_spark.launchers import NotEnoughTaskSlots, launch
 from ltv_spark.model import ModelConfig
 from ltv_spark.pipeline import EVENTS
@@ -107,6 +108,29 @@ def it_feeds_every_row_of_a_delta_table_exactly_once_across_shards(spark, store,
         assert batched[0]["sequence"].shape == row_wise[0]["sequence"].shape
     finally:
         converter.delete()
+
+
+def it_feeds_the_same_batches_however_spark_hands_the_rows_over(spark, tmp_path):
+    rows = model_rows(spark).withColumn("user_id", F.monotonically_increasing_id().cast("string"))
+    keyed = rows.withColumn(ROW_KEY, F.xxhash64("user_id")).drop("user_id").localCheckpoint()
+    orders = {
+        "one partition, as built": keyed.coalesce(1),
+        "three partitions, shuffled": keyed.orderBy(F.rand(seed=1)).repartition(3),
+        "five partitions, shuffled again": keyed.orderBy(F.rand(seed=2)).repartition(5),
+    }
+    fed = {}
+    for name, frame in orders.items():
+        converter = petastorm_converter(spark, frame, str(tmp_path / "cache"))
+        try:
+            with shard_batches(converter, 16, 0, 1, epochs=1) as batches:
+                fed[name] = [(b["static"][:, 0].tolist(), b["value"].tolist()) for b in batches]
+        finally:
+            converter.delete()
+    first, *others = fed.values()
+    values = [v for _, batch in first for v in batch]
+    assert sorted(values) == sorted(r["value"] for r in rows.collect())
+    assert values != sorted(values)  # a pseudo-random order, not by value
+    assert all(other == first for other in others)
 
 
 def it_writes_a_versioned_artifact_and_is_deterministic_in_one_process(converters, tmp_path):
