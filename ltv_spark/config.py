@@ -116,11 +116,11 @@ class TrainConfig:
 
     epochs: int = 10
     batch_size: int = 256
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3  # 1e-3 with 10 epochs ranked 0.004 lower (validation cutoff, README)
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: warm-up, then decay to a tenth
     seed: int = 7
     patience: int = 3  # epochs without a better selection score before stopping
-    select_by: Literal["validation_loss", "validation_gini"] = "validation_loss"  # the epoch kept
+    select_by: Literal["validation_loss", "validation_gini"] = "validation_gini"  # the epoch kept
     launcher: Literal["local", "horovod", "torch-distributor"] = "local"
     num_proc: int = 2
     d_model: int = 32
