@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ltv_spark.features import CATEGORY_HISTORY
-from ltv_spark.spark_metrics import with_average_rank
+from ltv_spark.spark_metrics import rank_auc, rank_sums
 
 TOP_K = 3  # categories shown per user (gold.predictions.top_categories) and judged by the hit rate
 MIN_CATEGORIES = 2  # fewer categories in the training labels: no cross-sell head (CDNOW has one)
@@ -71,24 +71,19 @@ def category_metrics(
     labelled = runs.join(bought.withColumn("bought", F.lit(1)), ["user_id", "category"], "left").withColumn(
         "bought", F.coalesce(F.col("bought"), F.lit(0))
     )
-    per_category = _auc(with_average_rank(labelled, "score", [*by, "category"], "rank"), [*by, "category"])
+    keys = [*by, "category"]
+    sums = rank_sums(labelled, "score", keys, {"bought": F.col("bought")})
+    per_category = sums.select(
+        *keys,
+        F.col("rows").alias("users"),
+        F.col("bought").alias("buyers"),
+        rank_auc("rows", "bought", "bought_x_rank").alias("auc"),
+    )
     summary = per_category.groupBy(*by).agg(
         F.count(F.lit(1)).alias("categories"), F.mean("auc").alias("mean_auc")
     )
     hits = _top_k_hits(labelled, by, top)
     return per_category, hits.join(summary, by).select(*by, *SUMMARY)
-
-
-def _auc(ranked: DataFrame, keys: list[str]) -> DataFrame:
-    """Rank-sum (Mann-Whitney) AUC of ``score`` for ``bought`` per group of ``keys``."""
-    sums = ranked.groupBy(*keys).agg(
-        F.count(F.lit(1)).alias("users"),
-        F.sum("bought").alias("buyers"),
-        F.sum(F.col("bought") * F.col("rank")).alias("_rank_sum"),
-    )
-    positives, negatives = F.col("buyers"), F.col("users") - F.col("buyers")
-    auc = (F.col("_rank_sum") - positives * (positives + 1) / 2) / (positives * negatives)
-    return sums.select(*keys, "users", "buyers", F.when((positives > 0) & (negatives > 0), auc).alias("auc"))
 
 
 def _top_k_hits(labelled: DataFrame, by: list[str], top: int) -> DataFrame:

@@ -10,14 +10,18 @@ from pyspark.sql import functions as F
 from ltv_spark.features import events_before, on_days
 
 
-def user_labels(events: DataFrame, cutoff: dt.date, horizon_days: int) -> DataFrame:
+def user_labels(
+    events: DataFrame, cutoff: dt.date, horizon_days: int, users: DataFrame | None = None
+) -> DataFrame:
     """user_id, cutoff, horizon_days, net_value (purchases - refunds), bought (0/1), orders_in_horizon,
     next_categories (the categories bought in the window, sorted: the cross-sell label).
 
     Users are those with any event before T; a user with nothing in the window gets zeros and [].
+    ``users`` (user_id, distinct): those users where the caller has them already (the features at
+    T have a row for each), so the events before T are not read again.
     """
     start = dt.datetime.combine(cutoff, dt.time())
-    active = events_before(events, cutoff).select("user_id").distinct()
+    active = users if users is not None else events_before(events, cutoff).select("user_id").distinct()
     outcome = window_outcomes(events, start, start + dt.timedelta(days=horizon_days), with_categories=True)
     joined = active.join(outcome, "user_id", "left")
     orders = F.coalesce(F.col("orders"), F.lit(0)).cast("long")

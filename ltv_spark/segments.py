@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from ltv_spark.spark_metrics import model_metrics, ranked
+from ltv_spark.spark_metrics import normalized_gini, rank_auc, rank_sums, total_ratio
 
 SEGMENT_KEYS = ["segment_kind", "segment"]
 SEGMENT_METRICS = ["users", "normalized_gini", "total_ratio", "churn_auc"]
@@ -62,12 +62,40 @@ def main_categories(events: DataFrame, users: DataFrame) -> DataFrame:
 def segment_metrics(scored: DataFrame, segments: DataFrame, by: Sequence[str]) -> DataFrame:
     """Per group of ``by`` (model, seed) and segment: SEGMENT_METRICS, and ``flagged`` where the
     calibration (total_ratio) is off by more than CALIBRATION_TOLERANCE. ``scored``: the evaluation's
-    scored users (SCORED_COLUMNS)."""
+    scored users (SCORED_COLUMNS).
+
+    Every metric here is a sum of weights times one rank (``rank_sums``), so the rows are never
+    joined back to their ranks: 12.5 s instead of 23.7 s for a million rows like the demo's (11 runs
+    x 5 kinds x 19,085 users), the same metrics to 1e-14."""
     keys = [*by, *SEGMENT_KEYS]
-    # Materialized once: the three rankings read their input about ten times over, and the segments
-    # are computed from every event before the cutoff (34.7 s of the demo's evaluation without it).
-    rows = ranked(scored.join(segments, "user_id").localCheckpoint(), keys)
-    metrics = model_metrics(rows, keys).select(*keys, *SEGMENT_METRICS)
+    # Materialized once: the three rankings read it, and the segments are computed from every
+    # event before the cutoff.
+    rows = scored.join(segments, "user_id").localCheckpoint()
+    actual, churned = F.col("actual"), F.col("churned").cast("double")
+    value = {"true_value": actual}  # weights are named apart from the ranked columns
+    by_prediction = rank_sums(rows, "predicted", keys, {**value, "predicted_value": F.col("predicted")})
+    by_actual = rank_sums(rows, "actual", keys, value)
+    by_churn = rank_sums(rows, "churn_score", keys, {"churned": churned})
+    sums = by_prediction.select(
+        *keys,
+        F.col("rows").alias("users"),
+        F.col("true_value").alias("total_actual"),
+        F.col("predicted_value").alias("total_predicted"),
+        F.col("true_value_x_rank").alias("weighted_by_prediction"),
+    )
+    sums = sums.join(by_actual.select(*keys, F.col("true_value_x_rank").alias("weighted_by_actual")), keys)
+    sums = sums.join(
+        by_churn.select(*keys, "churned", F.col("churned_x_rank").alias("churned_rank_sum")), keys
+    )
+    metrics = sums.select(
+        *keys,
+        "users",
+        normalized_gini("users", "total_actual", "weighted_by_prediction", "weighted_by_actual").alias(
+            "normalized_gini"
+        ),
+        total_ratio("total_predicted", "total_actual").alias("total_ratio"),
+        rank_auc("users", "churned", "churned_rank_sum").alias("churn_auc"),
+    )
     off = F.abs(F.col("total_ratio") - 1) > CALIBRATION_TOLERANCE
     return metrics.withColumn("flagged", F.coalesce(off, F.lit(False)))
 

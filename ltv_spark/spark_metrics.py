@@ -8,12 +8,12 @@ The results equal the array forms exactly (tests compare them); nothing is sampl
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from pyspark import TaskContext
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ltv_spark.frames import union_all
@@ -36,12 +36,49 @@ METRIC_COLUMNS = (
 def with_average_rank(frame: DataFrame, value: str, by: Sequence[str], name: str) -> DataFrame:
     """``frame`` plus ``name``: the 1-based average rank of ``value`` (ascending) within ``by``.
 
-    ``by`` names at least one column (the model being scored, for example).
+    ``by`` names at least one column (the model being scored, for example). The ranks are joined
+    back to every row: what a statistic pairing two ranks of one row needs (Spearman's); a sum of
+    weights times one rank (Gini, AUC) needs only ``rank_sums``, which skips that join.
+    """
+    ranks = ranked_values(frame, value, by, name).select(*by, value, name)
+    return frame.join(ranks, [*by, value])
+
+
+def rank_sums(frame: DataFrame, value: str, by: Sequence[str], weights: Mapping[str, Column]) -> DataFrame:
+    """One row per group of ``by``: ``rows``, and for each named weight ``w``: ``w`` (its sum over the
+    group's rows) and ``w_x_rank`` (its sum weighted by each row's average rank of ``value``).
+
+    Computed on the distinct values alone (a value's rows share its rank, so their weights are
+    summed first): the rows never meet their ranks again, one shuffle join fewer than
+    ``with_average_rank`` (the evaluation's segment and cross-sell metrics are such sums over
+    1-2 million rows).
     """
     by = list(by)
+    per_value = ranked_values(frame, value, by, "_rank", weights)
+    return per_value.groupBy(*by).agg(
+        F.sum("_count").alias("rows"),
+        *[
+            agg
+            for w in weights
+            for agg in (F.sum(w).alias(w), F.sum(F.col(w) * F.col("_rank")).alias(f"{w}_x_rank"))
+        ],
+    )
+
+
+def ranked_values(
+    frame: DataFrame, value: str, by: Sequence[str], name: str, weights: Mapping[str, Column] | None = None
+) -> DataFrame:
+    """One row per distinct (by..., value) of ``frame``: ``_count`` (its rows), each of ``weights``
+    summed over them, and ``name``: the value's 1-based average rank (ascending) within ``by``."""
+    by = list(by)
     if not by:
-        raise ValueError("with_average_rank needs at least one grouping column")
-    counts = frame.groupBy(*by, value).agg(F.count(F.lit(1)).alias("_count"))
+        raise ValueError("ranking needs at least one grouping column")
+    weights = dict(weights or {})
+    if clash := set(weights) & {value, *by}:
+        raise ValueError(f"weights named like the ranked columns: {sorted(clash)}; name them apart")
+    counts = frame.groupBy(*by, value).agg(
+        F.count(F.lit(1)).alias("_count"), *[F.sum(column).alias(w) for w, column in weights.items()]
+    )
     ordered = counts.repartitionByRange(*by, value).sortWithinPartitions(*by, value)
     schema = f"{', '.join(f'`{f.name}` {f.dataType.simpleString()}' for f in counts.schema.fields)}, "
     # Read twice (partition totals, then ranks), so materialized once. A local checkpoint, not a
@@ -54,10 +91,10 @@ def with_average_rank(frame: DataFrame, value: str, by: Sequence[str], name: str
     offsets = per_partition.select(
         "_partition", *by, F.coalesce(F.sum("_in_partition").over(earlier), F.lit(0)).alias("_offset")
     )
-    ranks = local.join(F.broadcast(offsets), ["_partition", *by]).select(
-        *by, value, (F.col("_offset") + F.col("_before") + (F.col("_count") + 1) / 2.0).alias(name)
+    rank = F.col("_offset") + F.col("_before") + (F.col("_count") + 1) / 2.0
+    return local.join(F.broadcast(offsets), ["_partition", *by]).select(
+        *by, value, "_count", *weights, rank.alias(name)
     )
-    return frame.join(ranks, [*by, value])
 
 
 def _local_counts(by: list[str]):
@@ -82,8 +119,10 @@ def _local_counts(by: list[str]):
 def ranked(scored: DataFrame, by: Sequence[str]) -> DataFrame:
     """scored (by..., user_id, predicted, actual, churn_score, churned) + ranks, n and percentile."""
     by = list(by)
-    frame = with_average_rank(scored, "predicted", by, "rank_predicted")
-    frame = with_average_rank(frame, "actual", by, "rank_actual")
+    # Each ranking reads its input twice (its counts, then the join), so the first two are
+    # materialized (ranking the demo's million segment rows so: 21.7 s instead of 31.7 s).
+    frame = with_average_rank(scored, "predicted", by, "rank_predicted").localCheckpoint()
+    frame = with_average_rank(frame, "actual", by, "rank_actual").localCheckpoint()
     frame = with_average_rank(frame, "churn_score", by, "rank_churn")
     sizes = scored.groupBy(*by).agg(F.count(F.lit(1)).alias("n"))
     frame = frame.join(F.broadcast(sizes), by)
@@ -108,27 +147,45 @@ def model_metrics(ranked_rows: DataFrame, by: Sequence[str]) -> DataFrame:
         F.sum(F.when(F.col("percentile") >= PERCENTILES - PERCENTILES // DECILES, actual)).alias("top_10"),
         F.sum(F.when(F.col("percentile") >= PERCENTILES - 1, actual)).alias("top_1"),
     )
-    n, total = F.col("users"), F.col("total_actual")
-
-    def gini_of(weighted: str):
-        return 2 * F.col(weighted) / (n * total) - 1
-
-    positives, negatives = F.col("churned"), n - F.col("churned")
-    auc = (F.col("churned_rank_sum") - positives * (positives + 1) / 2) / (positives * negatives)
+    total = F.col("total_actual")
     defined = total != 0
     metrics = sums.select(
         *by,
         "users",
-        F.when(defined, gini_of("weighted_by_prediction") / gini_of("weighted_by_actual")).alias(
+        normalized_gini("users", "total_actual", "weighted_by_prediction", "weighted_by_actual").alias(
             "normalized_gini"
         ),
         F.col("spearman"),
-        F.when((positives > 0) & (negatives > 0), auc).alias("churn_auc"),
+        rank_auc("users", "churned", "churned_rank_sum").alias("churn_auc"),
         F.when(defined, F.col("top_10") / total).alias("top_decile_share"),
         F.when(defined, F.coalesce(F.col("top_1"), F.lit(0.0)) / total).alias("top_1pct_share"),
-        F.when(defined, F.col("total_predicted") / total).alias("total_ratio"),
+        total_ratio("total_predicted", "total_actual").alias("total_ratio"),
     )
     return metrics.join(decile_mape(ranked_rows, by), by, "left").select(*by, *METRIC_COLUMNS)
+
+
+def normalized_gini(users: str, total_actual: str, by_prediction: str, by_actual: str) -> Column:
+    """The Gini of the predictions over the Gini of the truth itself, from the sums of the actual
+    values weighted by their rank of prediction and by their own rank; null where nothing has value."""
+    n, total = F.col(users), F.col(total_actual)
+
+    def gini_of(weighted: str) -> Column:
+        return 2 * F.col(weighted) / (n * total) - 1
+
+    return F.when(total != 0, gini_of(by_prediction) / gini_of(by_actual))
+
+
+def rank_auc(users: str, positives: str, positive_rank_sum: str) -> Column:
+    """Rank-sum (Mann-Whitney) AUC: how often a positive is ranked above a negative, ties counting
+    half; null where the group has no positive or no negative (undefined, not 0.5)."""
+    positive, negative = F.col(positives), F.col(users) - F.col(positives)
+    auc = (F.col(positive_rank_sum) - positive * (positive + 1) / 2) / (positive * negative)
+    return F.when((positive > 0) & (negative > 0), auc)
+
+
+def total_ratio(total_predicted: str, total_actual: str) -> Column:
+    """Total predicted over total true; null where the truth totals 0."""
+    return F.when(F.col(total_actual) != 0, F.col(total_predicted) / F.col(total_actual))
 
 
 def decile_table(ranked_rows: DataFrame, by: Sequence[str]) -> DataFrame:
@@ -184,17 +241,8 @@ def normalized_ginis(predictions: dict[str, DataFrame], actuals: DataFrame) -> d
     actuals = actuals.select("user_id", "actual")
     truth = actuals.select(F.lit(TRUTH).alias("_name"), "user_id", F.col("actual").alias("predicted"))
     rows = union_all([*frames, truth]).join(actuals, "user_id")
-    sums = (
-        with_average_rank(rows, "predicted", ["_name"], "_rank")
-        .groupBy("_name")
-        .agg(
-            F.sum(F.col("actual") * F.col("_rank")).alias("weighted"),
-            F.sum("actual").alias("total"),
-            F.count(F.lit(1)).alias("users"),
-        )
-        .collect()
-    )
-    gini = {row["_name"]: gini_from_sums(row["weighted"], row["total"], row["users"]) for row in sums}
+    sums = rank_sums(rows, "predicted", ["_name"], {"actual": F.col("actual")}).collect()
+    gini = {row["_name"]: gini_from_sums(row["actual_x_rank"], row["actual"], row["rows"]) for row in sums}
     return {name: gini[name] / gini[TRUTH] if gini[TRUTH] else 0.0 for name in predictions}
 
 

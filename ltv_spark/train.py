@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ltv_spark.artifacts import load_torch, mark_complete, save_torch, write_json
+from ltv_spark.config import TrainConfig
 from ltv_spark.feed import shard_batches, steps_per_epoch
 from ltv_spark.metrics import normalized_gini
 from ltv_spark.model import ModelConfig, build_model, category_loss, ziln_part
@@ -39,13 +40,14 @@ class TrainJob:
     validation_converter: Any
     train_rows: int
     validation_rows: int
-    epochs: int = 10
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    lr_schedule: str = "constant"  # or "cosine": see learning_rate_factor
-    seed: int = 7
-    patience: int = 3
-    select_by: str = "validation_loss"  # or "validation_gini": which epoch's weights are kept
+    # the defaults are train.*'s (TrainConfig), so a job built by hand trains as `ltv train` does
+    epochs: int = TrainConfig.epochs
+    batch_size: int = TrainConfig.batch_size
+    learning_rate: float = TrainConfig.learning_rate
+    lr_schedule: str = TrainConfig.lr_schedule  # or "cosine": see learning_rate_factor
+    seed: int = TrainConfig.seed
+    patience: int = TrainConfig.patience
+    select_by: str = TrainConfig.select_by  # or "validation_loss": which epoch's weights are kept
     metadata: dict[str, Any] = field(default_factory=dict)  # scaling, features, data versions, config
     epoch_log: Any = None  # an ltv_spark.tracking.EpochLog: rank 0 logs each epoch to the MLflow run
 

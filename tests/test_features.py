@@ -117,6 +117,13 @@ def it_labels_only_the_window_and_only_users_active_before(spark):
         for r in user_labels(events, CUTOFF, 30).collect()
     }
     assert labels == {"u1": (10.0, 1, 1), "u3": (0.0, 0, 0)}
+    given = spark.createDataFrame([("u1",), ("u3",)], "user_id string")  # the users, known already
+    assert_df_equality(
+        user_labels(events, CUTOFF, 30, users=given),
+        user_labels(events, CUTOFF, 30),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
 
 
 def it_plans_cutoffs_whose_label_windows_do_not_overlap(config):
@@ -157,7 +164,10 @@ def it_builds_a_cutoff_from_silver_once_as_resessionizing_would_and_skips_it_aft
     again = build_cutoff(spark, store, features, CUTOFF)
     assert (again.users, again.labelled) == (first.users, True) and first.users > 0
     assert [store.version(name) for name in (FEATURES, SEQUENCES, LABELS, SESSIONS)] == versions
-    assert store.read(LABELS).filter(at_t).count() == first.users
+    labels = user_labels(store.read(EVENTS), CUTOFF, features.horizon_days)  # from every event before T
+    written = store.read(LABELS).filter(at_t).select(*labels.columns)
+    assert_df_equality(written, labels, ignore_row_order=True, ignore_nullable=True)
+    assert labels.count() == first.users
 
 
 def it_opens_only_the_days_of_bronze_a_cutoff_or_a_window_can_use(spark, store, world_events):

@@ -16,6 +16,7 @@ from ltv_spark.spark_metrics import (
     decile_table,
     model_metrics,
     normalized_ginis,
+    rank_sums,
     ranked,
     with_average_rank,
 )
@@ -113,6 +114,29 @@ def it_ranks_like_scipy_across_partitions(spark):
         got = rows[rows.g == group].sort_values("v")["r"].to_numpy()
         want = np.sort(rankdata(expected["v"], method="average"))
         np.testing.assert_allclose(got, want)
+
+
+def it_sums_weights_times_ranks_as_the_rows_ranked_one_by_one(spark):
+    frame = pd.DataFrame(
+        {"g": ["a"] * 7 + ["b"] * 5, "v": [3, 1, 3, 2, 9, 3, 1, 5, 5, 5, 0, 7], "w": np.arange(12.0)}
+    )
+    spark.conf.set("spark.sql.shuffle.partitions", "5")
+    try:
+        got = rank_sums(spark.createDataFrame(frame), "v", ["g"], {"w": F.col("w")}).toPandas()
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", "2")
+    got = got.set_index("g")
+    for group, rows in frame.groupby("g"):
+        ranks = rankdata(rows["v"], method="average")
+        assert got.loc[group, "rows"] == len(rows)
+        assert got.loc[group, "w"] == pytest.approx(rows["w"].sum())
+        assert got.loc[group, "w_x_rank"] == pytest.approx(float((rows["w"] * ranks).sum()))
+
+
+def it_refuses_a_weight_named_like_a_ranked_column(spark):
+    frame = spark.createDataFrame(pd.DataFrame({"g": ["a"], "v": [1.0]}))
+    with pytest.raises(ValueError, match="name them apart"):
+        rank_sums(frame, "v", ["g"], {"v": F.col("v")})
 
 
 def it_equals_the_array_forms_for_every_group(spark):

@@ -25,6 +25,7 @@ from ltv_spark.pipeline.gold import (
     CutoffSummary,
     TrainingSet,
     build_cutoff,
+    build_cutoffs,
     build_training_set,
     examples,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "TrainingSet",
     "WorldExists",
     "build_cutoff",
+    "build_cutoffs",
     "build_sessions",
     "build_training_set",
     "examples",

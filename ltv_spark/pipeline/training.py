@@ -18,7 +18,7 @@ from ltv_spark.features import FEATURE_COLUMNS
 from ltv_spark.feed import petastorm_converter, to_model_rows
 from ltv_spark.launchers import launch
 from ltv_spark.model import ModelConfig
-from ltv_spark.pipeline.gold import build_cutoff, examples, examples_identity
+from ltv_spark.pipeline.gold import build_cutoffs, examples, examples_identity
 from ltv_spark.progress import stage
 from ltv_spark.registry import (
     ALIASES,
@@ -84,8 +84,8 @@ def train_model(
     model (ltv_spark.registry.register_folder), all in one MLflow run: the resolved config as
     params, the data's Delta versions and the cutoffs as tags, the epochs as metrics."""
     plan = plan_cutoffs(config.features)
-    for cutoff in (*plan.train, plan.validation):  # skipped when built from this bronze version
-        build_cutoff(spark, store, config.features, cutoff)
+    # skipped when built from this bronze version
+    build_cutoffs(spark, store, config.features, (*plan.train, plan.validation))
     cutoffs = {
         "train": [str(c) for c in plan.train],
         "validation": str(plan.validation),
