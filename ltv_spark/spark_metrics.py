@@ -1,8 +1,10 @@
 """The metrics of ltv_spark.metrics computed on Spark, for tables too large for one machine.
 
 Every rank metric reduces to sums over per-user average ranks, so the one distributed piece is
-``with_average_rank``: distinct values are range-partitioned and counted per partition, and only
+``ranked_values``: distinct values are range-partitioned and counted per partition, and only
 one number per (partition, group) reaches the driver to turn local counts into global ranks.
+``rank_sums`` keeps the sums on those distinct values (Gini, AUC); ``with_average_rank`` joins
+the ranks back to the rows where two ranks of a row are paired (Spearman, percentiles).
 The results equal the array forms exactly (tests compare them); nothing is sampled.
 """
 
