@@ -119,8 +119,9 @@ class TrainConfig:
     learning_rate: float = 2e-3  # 1e-3 with 10 epochs ranked 0.004 lower (validation cutoff, README)
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: warm-up, then decay to a tenth
     seed: int = 7
-    patience: int = 3  # epochs without a better selection score before stopping
+    patience: int = 3  # epochs improving neither the best validation loss nor Gini before stopping
     select_by: Literal["validation_loss", "validation_gini"] = "validation_gini"  # the epoch kept
+    loss_tolerance: float = 0.05  # nats/user: an epoch kept by Gini is this close to the best loss
     launcher: Literal["local", "horovod", "torch-distributor"] = "local"
     num_proc: int = 2
     d_model: int = 32

@@ -48,6 +48,7 @@ class TrainJob:
     seed: int = TrainConfig.seed
     patience: int = TrainConfig.patience
     select_by: str = TrainConfig.select_by  # or "validation_loss": which epoch's weights are kept
+    loss_tolerance: float = TrainConfig.loss_tolerance  # see kept_epoch
     metadata: dict[str, Any] = field(default_factory=dict)  # scaling, features, data versions, config
     epoch_log: Any = None  # an ltv_spark.tracking.EpochLog: rank 0 logs each epoch to the MLflow run
 
@@ -69,10 +70,12 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
     optimizer = torch.optim.Adam(model.parameters(), lr=base_lr)
     checkpoint = load_torch(job.artifact_dir, "checkpoint.pt")
     history: list[dict] = []
+    candidates: dict[int, dict] = {}  # epoch -> weights of the epochs that may still be kept (rank 0)
     if checkpoint is not None:
         model.load_state_dict({k: v.to(backend.device) for k, v in checkpoint["model"].items()})
         optimizer.load_state_dict(checkpoint["optimizer"])
         history = checkpoint["history"]
+        candidates = checkpoint.get("candidates", {})
     if backend.rank == 0:
         write_json(job.artifact_dir, "model_config.json", asdict(job.model))
         for name, value in job.metadata.items():
@@ -81,7 +84,7 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
     steps = steps_per_epoch(job.train_rows, job.batch_size, backend.size)
     with shard_batches(job.train_converter, job.batch_size, backend.rank, backend.size) as batches:
         for epoch in range(len(history), job.epochs):
-            if _stopped_early(history, job.patience, job.select_by):
+            if stopped_early(history, job.patience):
                 break
             started = time.perf_counter()
             schedule = EpochSchedule(job.lr_schedule, base_lr, epoch, steps, job.epochs)
@@ -99,7 +102,7 @@ def fit(job: TrainJob, backend, on_epoch_end: Callable[[int, dict], None] | None
             }
             history.append(record)
             if backend.rank == 0:
-                _save_epoch(job, model, optimizer, history)
+                candidates = _save_epoch(job, model, optimizer, history, candidates)
                 LOG.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in record.items()})
                 if job.epoch_log is not None:
                     job.epoch_log.log(epoch, record)
@@ -218,28 +221,58 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
 
 
-def selection_score(record: dict, select_by: str) -> float:
-    """Higher is better: minus the validation loss, or the validation normalized Gini.
+def kept_epoch(history: list[dict], select_by: str, loss_tolerance: float) -> dict:
+    """The epoch whose weights are kept: the best validation Gini among the epochs whose validation
+    loss is within ``loss_tolerance`` (nats per user) of the best; by the loss alone under
+    ``select_by="validation_loss"``.
 
-    The loss judges the whole ZILN distribution (calibration included); the Gini only the order,
-    so selecting on it can keep an early epoch whose expected values are far off.
+    The Gini judges only the order; the loss the whole ZILN distribution, its spread and so the
+    expected value p * exp(mu + sigma^2 / 2) included. Selecting on the Gini alone kept the CDNOW
+    MLP's epoch 0, whose spread was untrained (0.53 nats worse than its best epoch, totals 10^11 x
+    the truth); the tolerance rules such epochs out while leaving the Gini to choose among epochs
+    that fit the distribution about equally well.
     """
-    return -record["validation_loss"] if select_by == "validation_loss" else record["validation_gini"]
+    eligible = eligible_epochs(history, select_by, loss_tolerance)
+    return max(eligible, key=lambda h: h["validation_gini"])
 
 
-def _stopped_early(history: list[dict], patience: int, select_by: str) -> bool:
-    """No better selection score in the last ``patience`` epochs."""
+def eligible_epochs(history: list[dict], select_by: str, loss_tolerance: float) -> list[dict]:
+    """The epochs ``kept_epoch`` chooses among; a later epoch can only remove some (the best loss falls)."""
+    tolerance = 0.0 if select_by == "validation_loss" else loss_tolerance
+    best_loss = min(h["validation_loss"] for h in history)
+    return [h for h in history if h["validation_loss"] <= best_loss + tolerance]
+
+
+def stopped_early(history: list[dict], patience: int) -> bool:
+    """The last ``patience`` epochs improved neither the best validation loss nor the best Gini.
+
+    Both, because either can still change the kept epoch, and because the two peak at different
+    times: the ZILN's spread is learned first (the loss falls while the Gini dips), the order later
+    (the Gini rises while the loss drifts up).
+    """
     if len(history) <= patience:
         return False
-    scores = [selection_score(h, select_by) for h in history]
-    return all(score < max(scores) for score in scores[-patience:])
+    earlier, recent = history[:-patience], history[-patience:]
+    loss_improved = min(h["validation_loss"] for h in recent) < min(h["validation_loss"] for h in earlier)
+    gini_improved = max(h["validation_gini"] for h in recent) > max(h["validation_gini"] for h in earlier)
+    return not (loss_improved or gini_improved)
 
 
-def _save_epoch(job: TrainJob, model, optimizer, history: list[dict]) -> None:
+def _save_epoch(job: TrainJob, model, optimizer, history: list[dict], candidates: dict) -> dict:
+    """Save the resumable state, and the kept epoch's weights as model.pt; the candidates now.
+
+    The weights of every epoch that may still be kept travel in the checkpoint, since a later,
+    better loss can rule out the epoch kept so far and bring back an earlier one.
+    """
     plain = model.module if hasattr(model, "module") else model  # DDP wraps the model
+    weights = {name: tensor.detach().cpu().clone() for name, tensor in plain.state_dict().items()}
+    candidates = {**candidates, history[-1]["epoch"]: weights}
+    eligible = eligible_epochs(history, job.select_by, job.loss_tolerance)
+    candidates = {h["epoch"]: candidates[h["epoch"]] for h in eligible if h["epoch"] in candidates}
     state = {"model": plain.state_dict(), "optimizer": optimizer.state_dict(), "history": history}
-    save_torch(job.artifact_dir, "checkpoint.pt", state)
-    scores = [selection_score(h, job.select_by) for h in history]
-    if scores[-1] >= max(scores):
-        save_torch(job.artifact_dir, "model.pt", {"model": plain.state_dict(), "config": asdict(job.model)})
+    save_torch(job.artifact_dir, "checkpoint.pt", {**state, "candidates": candidates})
+    kept = kept_epoch(history, job.select_by, job.loss_tolerance)["epoch"]
+    if kept in candidates:  # not when resumed from a checkpoint older than the candidates
+        save_torch(job.artifact_dir, "model.pt", {"model": candidates[kept], "config": asdict(job.model)})
     write_json(job.artifact_dir, "metrics.json", history)
+    return candidates

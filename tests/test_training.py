@@ -18,12 +18,20 @@ from ltv_spark.config import TrackingConfig, load_config
 from ltv_spark.distributed import SingleProcess
 from ltv_spark.feed import MODEL_COLUMNS, ROW_KEY, petastorm_converter, shard_batches
 from ltv_spark.launchers import NotEnoughTaskSlots, launch
-from ltv_spark.model import ModelConfig
+from ltv_spark.model import ModelConfig, build_model
 from ltv_spark.pipeline import EVENTS
 from ltv_spark.pipeline.gold import examples
 from ltv_spark.pipeline.training import train_model
 from ltv_spark.tracking import EpochLog, tracked_run, use_tracking
-from ltv_spark.train import FINAL_LR_SHARE, TrainJob, fit, learning_rate_factor
+from ltv_spark.train import (
+    FINAL_LR_SHARE,
+    TrainJob,
+    _save_epoch,
+    fit,
+    kept_epoch,
+    learning_rate_factor,
+    stopped_early,
+)
 from tests.helpers import TINY_TRAINING, tracking_overrides
 
 MODEL = ModelConfig(
@@ -158,6 +166,60 @@ def it_resumes_an_interrupted_run_from_the_saved_epoch(converters, tmp_path):
     resumed = fit(job(converters, tmp_path), SingleProcess(), on_epoch_end=lambda e, r: epochs_run.append(e))
     assert epochs_run == [1, 2]
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+
+
+def epochs(*loss_and_gini: tuple[float, float]) -> list[dict]:
+    return [
+        {"epoch": i, "validation_loss": loss, "validation_gini": gini}
+        for i, (loss, gini) in enumerate(loss_and_gini)
+    ]
+
+
+# measured (2026-12-06): the MLP on CDNOW, seed 7, split 0, patience 10; its epoch 0 ranked best
+# for three epochs with an untrained ZILN spread (totals 5.3e11 x the truth when it was kept)
+CDNOW_MLP = epochs(
+    (2.617, 0.6972), (2.254, 0.4604), (2.150, 0.5260), (2.090, 0.6586), (2.063, 0.7133),
+    (2.053, 0.7219), (2.050, 0.7236), (2.047, 0.7249), (2.044, 0.7260), (2.042, 0.7266),
+)  # fmt: skip
+# measured: the MLP on the demo world; the loss drifts up by 0.015 while the Gini still rises
+DEMO_MLP = epochs(
+    (2.346, 0.5618), (2.328, 0.6925), (2.330, 0.7054), (2.332, 0.7115), (2.335, 0.7153),
+    (2.337, 0.7167), (2.340, 0.7165), (2.341, 0.7166), (2.343, 0.7166),
+)  # fmt: skip
+
+
+def it_keeps_the_best_gini_only_among_epochs_near_the_best_loss():
+    assert kept_epoch(CDNOW_MLP[:4], "validation_gini", 0.05)["epoch"] == 3  # not epoch 0's 0.6972
+    assert kept_epoch(CDNOW_MLP, "validation_gini", 0.05)["epoch"] == 9
+    assert kept_epoch(DEMO_MLP, "validation_gini", 0.05)["epoch"] == 5  # 0.009 above the best loss
+    assert kept_epoch(DEMO_MLP, "validation_loss", 0.05)["epoch"] == 1
+    assert kept_epoch(CDNOW_MLP[:4], "validation_gini", 1.0)["epoch"] == 0  # the Gini alone: epoch 0
+
+
+def it_stops_when_neither_the_loss_nor_the_gini_improved_for_patience_epochs():
+    assert not any(stopped_early(CDNOW_MLP[:n], 3) for n in range(1, 11))  # the loss falls throughout
+    assert [n for n in range(1, 10) if stopped_early(DEMO_MLP[:n], 3)] == [9]  # epochs 6-8: no better
+    assert stopped_early(epochs((2.0, 0.7), (2.1, 0.6), (2.0, 0.7), (2.2, 0.5)), 3)  # ties improve nothing
+
+
+def it_saves_the_kept_epochs_weights_even_when_a_later_loss_brings_back_an_earlier_epoch(tmp_path):
+    model = build_model(MODEL)
+    optimizer = torch.optim.Adam(model.parameters())
+    saving = TrainJob(
+        MODEL, str(tmp_path), None, None, 0, 0, select_by="validation_gini", loss_tolerance=0.05
+    )
+    # kept: epoch 0, then 0 (epoch 1 ranks lower), then 1: epoch 2's loss rules out epoch 0
+    history = epochs((2.20, 0.70), (2.16, 0.65), (2.12, 0.60))
+    candidates, kept = {}, []
+    for epoch in range(3):
+        for parameter in model.parameters():
+            torch.nn.init.constant_(parameter, float(epoch))  # each epoch's weights told apart
+        candidates = _save_epoch(saving, model, optimizer, history[: epoch + 1], candidates)
+        weights = load_torch(tmp_path, "model.pt")["model"]
+        kept.append({float(tensor.flatten()[0]) for tensor in weights.values() if tensor.is_floating_point()})
+    assert kept == [{0.0}, {0.0}, {1.0}]
+    assert sorted(candidates) == [1, 2]  # epoch 0 can never be kept again: its weights are dropped
+    assert sorted(load_torch(tmp_path, "checkpoint.pt")["candidates"]) == [1, 2]
 
 
 def it_warms_up_then_decays_the_learning_rate_on_the_cosine_schedule():

@@ -33,7 +33,7 @@ from ltv_spark.score import score_users
 from ltv_spark.storage import Location
 from ltv_spark.tables import TableStore
 from ltv_spark.tracking import EpochLog, tracked_run
-from ltv_spark.train import TrainJob, selection_score
+from ltv_spark.train import TrainJob, kept_epoch
 
 INPUT_EXAMPLE_ROWS = 5  # validation rows logged with the model as its input example
 WHERE_IT_IS_KEPT = ("models_root", "cache_dir")  # settings that do not change what a model is
@@ -46,14 +46,18 @@ class TrainSummary:
     num_proc: int
     history: list[dict]
     reused: bool = False
-    select_by: str = "validation_loss"
+    select_by: str = TrainConfig.select_by
+    loss_tolerance: float = TrainConfig.loss_tolerance
     calibration: str = "uncalibrated"
     registered: str | None = None  # "<name> version N (aliases)" once registered
     version: str | None = None  # the registered version
 
+    def kept(self) -> dict:
+        """The epoch whose weights model.pt holds (ltv_spark.train.kept_epoch); {} before any."""
+        return kept_epoch(self.history, self.select_by, self.loss_tolerance) if self.history else {}
+
     def lines(self) -> list[str]:
-        select_by = self.select_by
-        best = max(self.history, key=lambda h: selection_score(h, select_by)) if self.history else {}
+        best = self.kept()
         kept = "  (same data and settings as before: kept, not retrained)" if self.reused else ""
         lines = [f"model        {self.artifact_dir}{kept}", f"launcher     {self.launcher} x {self.num_proc}"]
         for h in self.history:
@@ -64,13 +68,18 @@ class TrainSummary:
             )
         if best:
             lines.append(
-                f"kept epoch {best['epoch']} (best {select_by}): validation loss "
+                f"kept epoch {best['epoch']} ({self._rule()}): validation loss "
                 f"{best['validation_loss']:.4f}, normalized Gini {best['validation_gini']:.4f}"
             )
         lines.append(f"expected LTV {self.calibration}")
         if self.registered:
             lines.append(f"registered   {self.registered}")
         return lines
+
+    def _rule(self) -> str:
+        if self.select_by == "validation_loss":
+            return "best validation loss"
+        return f"best validation Gini within {self.loss_tolerance} of the best loss"
 
 
 def train_model(
@@ -137,7 +146,7 @@ def _register(summary: TrainSummary, tracking: TrackingConfig, validation: DataF
     version = registered_version(tracking, summary.artifact_dir)
     if version is None:
         example = validation.select(*FEATURE_COLUMNS, "sequence", "mask").limit(INPUT_EXAMPLE_ROWS).toPandas()
-        best = max(summary.history, key=lambda h: selection_score(h, summary.select_by))
+        best = summary.kept()
         tags = {"validation_gini": best["validation_gini"], "validation_loss": best["validation_loss"]}
         version = register_folder(summary.artifact_dir, tracking, example, tags)
     return version
@@ -171,7 +180,7 @@ def fit_examples(
         for record in history if epoch_log else ():  # the run shows the kept model's epochs too
             epoch_log.log(record["epoch"], record)
         calibration = calibrate(validation, str(done), settings.batch_size).describe()
-        return TrainSummary(str(done), launcher, num_proc, history, True, settings.select_by, calibration)
+        return _summary(str(done), launcher, num_proc, history, settings, calibration, reused=True)
     scaling = FeatureScaling.fit(train, FEATURE_COLUMNS)
     categories = category_vocabulary(train, settings.next_categories)  # [] (no head) with < 2 bought
     artifact_dir = _artifact_dir(settings.models_root, data_versions, train_config)
@@ -205,6 +214,7 @@ def fit_examples(
         seed=t.seed,
         patience=t.patience,
         select_by=t.select_by,
+        loss_tolerance=t.loss_tolerance,
         epoch_log=epoch_log,
         metadata={
             "scaling": scaling.to_dict(),
@@ -225,8 +235,20 @@ def fit_examples(
     with stage("calibrate expected LTV on the validation cutoff") as timer:
         calibration = calibrate(validation, str(artifact_dir), settings.batch_size)
         timer.rows = calibration.users
+    return _summary(str(artifact_dir), launcher, num_proc, history, settings, calibration.describe())
+
+
+def _summary(
+    folder: str,
+    launcher: str,
+    num_proc: int,
+    history: list[dict],
+    settings: TrainConfig,
+    calibration: str,
+    reused: bool = False,
+) -> TrainSummary:
     return TrainSummary(
-        str(artifact_dir), launcher, num_proc, history, False, settings.select_by, calibration.describe()
+        folder, launcher, num_proc, history, reused, settings.select_by, settings.loss_tolerance, calibration
     )
 
 
