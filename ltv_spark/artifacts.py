@@ -1,8 +1,9 @@
 """A trained model in storage: one versioned folder holding everything needed to use or resume it.
 
 <models_root>/v0003/
-    checkpoint.pt       model + optimizer state, epoch, history (rewritten each epoch)
-    model.pt            best weights (by validation normalized Gini) + model config
+    checkpoint.pt       model + optimizer state, history, the weights of epochs that may still be
+                        kept (rewritten each epoch)
+    model.pt            the kept epoch's weights (ltv_spark.train.kept_epoch) + model config
     model_config.json   train_config.json  scaling.json  features.json  data_versions.json
     metrics.json        per-epoch metrics;  COMPLETE when training ended normally
     calibration.json    decile calibration of expected LTV, fitted on the validation cutoff
