@@ -9,12 +9,14 @@ interpolated linearly between knots, from (0, 0) below the first and in proporti
 
 A decile's mean actual value is itself an estimate, and on a small validation set (CDNOW: about
 1,150 customers per fold) the heavy tail of spend makes it a noisy one: there the calibration
-learned the noise and moved the total from 0.99 to 0.905 of the truth. So each knot is shrunk
-toward the raw prediction by its sampling variance (empirical Bayes, as James-Stein): with d_k the
-decile's relative miscalibration actual_k / predicted_k - 1 and v_k its sampling variance
-var_k / (n_k predicted_k^2), the spread of the true miscalibrations tau^2 is estimated as
-mean(d_k^2 - v_k) (floored at 0), and the knot becomes predicted_k (1 + d_k tau^2 / (tau^2 + v_k)).
-A well-measured decile keeps its correction, a noisy one keeps nearer to the raw prediction.
+learned the noise and moved the total from 0.99 to 0.905 of the truth (so CDNOW's evaluation now
+fits it on the training and validation customers together: ltv_spark.pipeline.evaluation). Each
+knot is shrunk toward the raw prediction by its sampling variance (empirical Bayes, as
+James-Stein): with d_k the decile's relative miscalibration actual_k / predicted_k - 1 and v_k
+its sampling variance var_k / (n_k predicted_k^2), the spread of the true miscalibrations tau^2
+is estimated as mean(d_k^2 - v_k) (floored at 0), and the knot becomes
+predicted_k (1 + d_k tau^2 / (tau^2 + v_k)). A well-measured decile keeps its correction, a noisy
+one keeps nearer to the raw prediction.
 
 The map is strictly increasing, so the ranking (Gini, Spearman, AUC) is exactly the raw one: where
 the deciles' actual means do not increase, they are pooled (pool adjacent violators, as isotonic

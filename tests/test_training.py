@@ -21,7 +21,7 @@ from ltv_spark.launchers import NotEnoughTaskSlots, launch
 from ltv_spark.model import ModelConfig, build_model
 from ltv_spark.pipeline import EVENTS
 from ltv_spark.pipeline.gold import examples
-from ltv_spark.pipeline.training import train_model
+from ltv_spark.pipeline.training import fit_examples, train_model
 from ltv_spark.tracking import EpochLog, tracked_run, use_tracking
 from ltv_spark.train import (
     FINAL_LR_SHARE,
@@ -305,3 +305,14 @@ def it_trains_from_the_gold_tables_and_reuses_the_model_for_unchanged_inputs(spa
     assert again.reused and again.artifact_dir == str(folder)
     assert again.version == "1"  # the kept model keeps its version: nothing registered twice
     assert len(MlflowClient().search_model_versions("name = 'ltv_transformer'")) == 1
+    other_users = examples(store, (dt.date(2025, 7, 18),), 14)  # one row per user, as calibration needs
+    elsewhere = fit_examples(
+        spark,
+        examples(store, (dt.date(2025, 7, 11),), 14),
+        examples(store, (dt.date(2025, 8, 1),), 14),
+        small.train,
+        small.features.sequence_length,
+        {"calibration": "the users at 2025-07-18"},  # a kept model keeps its calibration: name the rows
+        calibration_rows=other_users,
+    )
+    assert DecileCalibration.read(elsewhere.artifact_dir).users == other_users.count() != calibration.users

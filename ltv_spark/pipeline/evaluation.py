@@ -135,6 +135,9 @@ class Holdout:
     bought: DataFrame | None = None  # user_id, category: the cross-sell truth
     cutoff: dt.date | None = None
     horizon_days: int | None = None
+    # the neural models' decile calibration is fitted on the training and validation users, not on
+    # the validation users alone (CDNOW: see _cdnow_holdout)
+    calibrate_on_training: bool = False
 
     def add(self, predictions: DataFrame, model: str, seed: int, churn_from: str) -> None:
         self.runs.append(predictions.select(F.lit(model).alias("model"), F.lit(seed).alias("seed"), "*"))
@@ -312,14 +315,18 @@ def _cdnow_holdout(spark: SparkSession, store: TableStore, config: Config, seeds
             "settings": feature_settings(features),
             "folds": folds,
             "validation_share": settings.cdnow_validation_share,
+            "calibration": "training and validation customers",
         },
         segments=user_segments(examples, events),
+        calibrate_on_training=True,
     )
     holdout.notes += [
         f"{timer.rows:,} customers; calibration 1997-01-01..{cutoff - dt.timedelta(days=1)}, "
         f"holdout {horizon} days; the sequence model sees purchase-only sessions",
         f"supervised models cross-fitted over {folds} customer folds (hash of the id): every customer is "
         "predicted by models that never saw its holdout",
+        "neural models' expected LTV decile-calibrated on their training and validation customers: the "
+        "validation customers alone are too few to measure the total (README)",
     ]
     fold = F.abs(F.xxhash64("user_id")) % folds
     in_validation = F.abs(F.xxhash64(F.concat(F.col("user_id"), F.lit("/validation")))) % 1000 < int(
@@ -358,6 +365,7 @@ def _neural_runs(
             scores = []
             for index, (train, validation, scored) in enumerate(splits):
                 data = holdout.model_data[index]  # the same data: the same model
+                calibration_rows = train.unionByName(validation) if holdout.calibrate_on_training else None
                 name = f"{architecture} seed {seed} split {index}"
                 with tracked_run(config.tracking, name, settings, {"data_versions": data}):
                     trained = fit_examples(
@@ -368,13 +376,15 @@ def _neural_runs(
                         config.features.sequence_length,
                         data,
                         also_in=(config.train.models_root,),  # ltv train's models
+                        calibration_rows=calibration_rows,
                     )
                 folders.setdefault((architecture, seed), []).append(trained.artifact_dir)
                 scores.append(_neural_scores(scored, trained.artifact_dir, config))
             holdout.add(union_all(scores), model, seed, "probability")
     holdout.notes.append(
         f"neural models: {len(seeds)} seeds each ({', '.join(map(str, seeds))}); mean ± standard deviation; "
-        "expected LTV decile-calibrated on the validation cutoff (ltv_spark.calibration)"
+        "expected LTV decile-calibrated (ltv_spark.calibration)"
+        + ("" if holdout.calibrate_on_training else " on the validation cutoff")
     )
     return folders
 
@@ -453,9 +463,9 @@ def _stacked_runs(
             )
         holdout.add(union_all(scores), STACKED, seed, "probability")
     holdout.notes.append(
-        f"{STACKED}: w x transformer + (1 - w) x gradient_boosting, both decile-calibrated on the validation "
-        f"cutoff, w of {WEIGHTS[0]:.1f}..{WEIGHTS[-1]:.1f} chosen by the validation Gini per seed and split: "
-        + ", ".join(f"{w:.1f}" for w in weights)
+        f"{STACKED}: w x transformer + (1 - w) x gradient_boosting, the trees decile-calibrated on the "
+        f"validation users, the transformer as above, w of {WEIGHTS[0]:.1f}..{WEIGHTS[-1]:.1f} chosen by the "
+        "validation Gini per seed and split: " + ", ".join(f"{w:.1f}" for w in weights)
     )
 
 

@@ -163,13 +163,19 @@ def fit_examples(
     launcher: str | None = None,
     num_proc: int | None = None,
     also_in: tuple[str, ...] = (),
+    calibration_rows: DataFrame | None = None,
 ) -> TrainSummary:
     """Fit scaling on ``train``, feed Petastorm, train with the launcher, save a model version.
+
+    The expected LTV's decile calibration is fitted on ``calibration_rows`` (one row per user),
+    ``validation`` by default; name what they are in ``data_versions``, since a kept model keeps
+    its calibration.
 
     ``data_versions`` names the data the examples came from: a complete model under
     ``settings.models_root`` (or, next, under the roots ``also_in``) trained on the same data with
     the same settings is kept, not retrained.
     """
+    calibration_rows = validation if calibration_rows is None else calibration_rows
     launcher = launcher or settings.launcher
     num_proc = 1 if launcher == "local" else (num_proc or settings.num_proc)
     train_config = {**config_to_dict(settings), "launcher": launcher, "num_proc": num_proc}
@@ -179,7 +185,7 @@ def fit_examples(
         history = read_json(done, "metrics.json")
         for record in history if epoch_log else ():  # the run shows the kept model's epochs too
             epoch_log.log(record["epoch"], record)
-        calibration = calibrate(validation, str(done), settings.batch_size).describe()
+        calibration = calibrate(calibration_rows, str(done), settings.batch_size).describe()
         return _summary(str(done), launcher, num_proc, history, settings, calibration, reused=True)
     scaling = FeatureScaling.fit(train, FEATURE_COLUMNS)
     categories = category_vocabulary(train, settings.next_categories)  # [] (no head) with < 2 bought
@@ -232,8 +238,8 @@ def fit_examples(
     finally:
         train_converter.delete()
         validation_converter.delete()
-    with stage("calibrate expected LTV on the validation cutoff") as timer:
-        calibration = calibrate(validation, str(artifact_dir), settings.batch_size)
+    with stage("calibrate expected LTV (decile knots)") as timer:
+        calibration = calibrate(calibration_rows, str(artifact_dir), settings.batch_size)
         timer.rows = calibration.users
     return _summary(str(artifact_dir), launcher, num_proc, history, settings, calibration.describe())
 
