@@ -6,7 +6,7 @@
     model.pt            the kept epoch's weights (ltv_spark.train.kept_epoch) + model config
     model_config.json   train_config.json  scaling.json  features.json  data_versions.json
     metrics.json        per-epoch metrics;  COMPLETE when training ended normally
-    calibration.json    decile calibration of expected LTV, fitted on the validation cutoff
+    calibration.json    decile calibration of expected LTV, fitted on the validation cutoff by default
 
 Production does not score from these folders by name: ``ltv train`` and every retrain log the
 folder as an MLflow model and register it (ltv_spark.registry), and the registry's ``champion``
