@@ -228,7 +228,7 @@ def kept_epoch(history: list[dict], select_by: str, loss_tolerance: float) -> di
 
     The Gini judges only the order; the loss the whole ZILN distribution, its spread and so the
     expected value p * exp(mu + sigma^2 / 2) included. Selecting on the Gini alone kept the CDNOW
-    MLP's epoch 0, whose spread was untrained (0.53 nats worse than its best epoch, totals 10^11 x
+    MLP's epoch 0, whose spread was untrained (0.57 nats worse than its best epoch, totals 10^11 x
     the truth); the tolerance rules such epochs out while leaving the Gini to choose among epochs
     that fit the distribution about equally well.
     """
