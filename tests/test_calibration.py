@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ltv_spark.calibration import MIN_SLOPE, DecileCalibration, shrunk_toward_raw
+from ltv_spark.calibration import MIN_SLOPE, DecileCalibration, miscalibration_spread, shrunk_toward_raw
 
 
 def scored_frame(spark, predicted, actual):
@@ -77,9 +77,46 @@ def it_shrinks_a_noisy_deciles_knot_toward_the_raw_prediction(spark):
     raw_mean = actual[top].mean()
     d = raw_mean / 10.0 - 1
     v = actual[top].var(ddof=1) / (50 * 10.0**2)
-    tau2 = (9 * 1.0**2 + d**2 - v) / 10
+    tau2 = miscalibration_spread(np.r_[np.ones(9), d], np.r_[np.zeros(9), v])
+    assert 9 / tau2 + d**2 / (tau2 + v) == pytest.approx(10)  # the Paule-Mandel equation holds
     assert calibration.actual[9] == pytest.approx(10.0 * (1 + d * tau2 / (tau2 + v)))
     assert abs(calibration.actual[9] - 10.0) < abs(raw_mean - 10.0)  # nearer the raw prediction
+
+
+# The deciles (mean raw prediction, mean actual value, variance of the actual value, users) of a
+# weekly-plan Transformer of the demo world on its validation cutoff (seed 7, lr 0.001, 2026-12-07):
+# it predicts 1.27x the total, 0.70x in the top decile; the lowest decile's relative variance is 0.17.
+MEASURED_DECILES = [
+    (0.3476, 0.3692, 31.88, 1523),
+    (1.389, 1.375, 113.8, 1523),
+    (3.989, 2.95, 280.0, 1523),
+    (8.71, 8.671, 1418.0, 1523),
+    (15.93, 16.02, 2674.0, 1523),
+    (25.97, 21.8, 2930.0, 1523),
+    (39.34, 36.26, 6747.0, 1523),
+    (57.75, 54.11, 10250.0, 1523),
+    (91.22, 71.36, 13460.0, 1523),
+    (232.3, 163.9, 44070.0, 1523),
+]
+
+
+def it_corrects_the_level_although_one_decile_is_noisy_in_relative_terms():
+    predicted, actual, variance, users = (np.array(column) for column in zip(*MEASURED_DECILES, strict=True))
+    d = actual / predicted - 1
+    v = variance / (users * predicted**2)
+    assert np.mean(d**2 - v) < 0  # the plain moment estimate: no spread, every knot would stay raw
+    assert miscalibration_spread(d, v) == pytest.approx(0.0205, abs=0.0005)
+    shrunk = shrunk_toward_raw(predicted, actual, variance, users)
+    assert shrunk[9] == pytest.approx(actual[9], rel=0.02)  # well measured: keeps its correction
+    assert shrunk[0] == pytest.approx(predicted[0], rel=0.01)  # the noisy lowest decile stays near raw
+    assert users @ predicted / (users @ actual) == pytest.approx(1.266, abs=0.001)  # raw total / true
+    assert users @ shrunk / (users @ actual) == pytest.approx(1.0, abs=0.015)  # calibrated: 1.011
+
+
+def it_finds_no_spread_within_the_sampling_noise_and_the_exact_one_without_noise():
+    assert miscalibration_spread(np.array([0.1, -0.1]), np.array([0.5, 0.5])) == 0.0
+    assert miscalibration_spread(np.array([0.3, -0.3]), np.array([0.0, 0.0])) == pytest.approx(0.09)
+    assert miscalibration_spread(np.array([]), np.array([])) == 0.0
 
 
 def it_keeps_the_raw_prediction_where_no_miscalibration_stands_out_of_the_noise():

@@ -1,10 +1,11 @@
 """describe config: base + overlay + --set, strict about keys and types."""
 
+import dataclasses
 import datetime as dt
 
 import pytest
 
-from ltv_spark.config import ConfigError, config_to_dict, load_config
+from ltv_spark.config import ConfigError, cdnow_config, config_to_dict, load_config
 
 
 def it_loads_every_environment():
@@ -22,9 +23,18 @@ def it_runs_the_demo_on_its_quick_plan_and_everything_else_on_the_weekly_one():
     demo = config.demo.applied_to(config)
     assert (demo.features.train_cutoffs, demo.features.cutoff_step_days) == (6, 30)
     assert (config.score.explain_steps, demo.score.explain_steps) == (8, 4)  # reasons from fewer steps
-    assert demo.features.horizon_days == 60 and demo.train == config.train  # nothing else changes
+    assert (config.train.learning_rate, demo.train.learning_rate) == (0.001, 0.002)  # each plan's own
+    assert demo.train == dataclasses.replace(config.train, learning_rate=0.002)  # nothing else changes
+    assert demo.features.horizon_days == 60
     assert demo.score.batch_size == config.score.batch_size
     assert load_config("local", ["demo.train_cutoffs=12"]).demo.train_cutoffs == 12
+
+
+def it_trains_cdnow_at_its_own_learning_rate():
+    config = load_config("local", ["evaluate.cdnow_learning_rate=0.003"])
+    cdnow = cdnow_config(config)
+    assert (config.train.learning_rate, cdnow.train.learning_rate) == (0.001, 0.003)
+    assert cdnow == dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=0.003))
 
 
 def it_applies_overrides_with_yaml_types():

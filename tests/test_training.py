@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ import torch
 from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 
-from ltv_spark.artifacts import COMPLETE, load_torch, read_json
-from ltv_spark.calibration import DecileCalibration
+from ltv_spark.artifacts import COMPLETE, load_torch, read_json, write_json
+from ltv_spark.calibration import CALIBRATION_FILE, METHOD, DecileCalibration
 from ltv_spark.config import TrackingConfig, load_config
 from ltv_spark.distributed import SingleProcess
 from ltv_spark.feed import MODEL_COLUMNS, ROW_KEY, petastorm_converter, shard_batches
@@ -305,6 +306,12 @@ def it_trains_from_the_gold_tables_and_reuses_the_model_for_unchanged_inputs(spa
     assert again.reused and again.artifact_dir == str(folder)
     assert again.version == "1"  # the kept model keeps its version: nothing registered twice
     assert len(MlflowClient().search_model_versions("name = 'ltv_transformer'")) == 1
+    legacy = {key: value for key, value in asdict(calibration).items() if key != "method"}  # before METHOD
+    write_json(folder, CALIBRATION_FILE, {**legacy, "actual": [0.0] * len(legacy["actual"])})
+    assert train_model(spark, store, small, "local").reused
+    refitted = DecileCalibration.read(folder)  # fitted again by today's method, not kept
+    assert (refitted.method, refitted.users) == (METHOD, calibration.users)
+    assert refitted.actual == pytest.approx(calibration.actual, rel=1e-9)  # sums in another order
     other_users = examples(store, (dt.date(2025, 7, 18),), 14)  # one row per user, as calibration needs
     elsewhere = fit_examples(
         spark,

@@ -44,7 +44,7 @@ from ltv_spark.baselines.base import fit_sample
 from ltv_spark.baselines.btyd import RFM_COLUMNS
 from ltv_spark.baselines.categories import CO_PURCHASE, PAST_CATEGORIES, POPULARITY, category_baselines
 from ltv_spark.baselines.naive import NAIVE, last_window_predictions
-from ltv_spark.config import Config
+from ltv_spark.config import Config, cdnow_config
 from ltv_spark.cross_sell import TOP_K, bought_categories, category_metrics
 from ltv_spark.dataset import join_examples, plan_cutoffs
 from ltv_spark.evaluation import (
@@ -291,6 +291,7 @@ def _add_observable_ceiling(
 
 def _cdnow_holdout(spark: SparkSession, store: TableStore, config: Config, seeds: list[int]) -> Holdout:
     settings, features = config.evaluate, config.features
+    config = cdnow_config(config)  # its neural models train at CDNOW's own learning rate
     ingest_cdnow(spark, store)  # loaded once; a re-run commits nothing
     events = store.read(CDNOW_EVENTS)
     cutoff, horizon, folds = settings.cdnow_cutoff, settings.cdnow_horizon_days, settings.cdnow_folds

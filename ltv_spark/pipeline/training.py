@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ltv_spark.artifacts import latest_version_dir, load_torch, next_version_dir, read_json, version_dirs
-from ltv_spark.calibration import DecileCalibration
+from ltv_spark.calibration import METHOD, DecileCalibration
 from ltv_spark.config import Config, TrackingConfig, TrainConfig, config_to_dict
 from ltv_spark.cross_sell import category_vocabulary
 from ltv_spark.dataset import plan_cutoffs
@@ -260,9 +260,10 @@ def _summary(
 
 def calibrate(validation: DataFrame, artifact_dir: str, batch_size: int) -> DecileCalibration:
     """The model's decile calibration (ltv_spark.calibration) on ``validation`` (one row per user:
-    one cutoff), fitted once per model folder and saved in it; scoring applies it from then on."""
+    one cutoff), fitted once per model folder and saved in it; scoring applies it from then on.
+    One saved by an earlier method (calibration.METHOD) is fitted again."""
     saved = DecileCalibration.read(artifact_dir)
-    if saved.users:
+    if saved.users and saved.method == METHOD:
         return saved
     raw = score_users(validation, artifact_dir, batch_size, calibrated=False)
     scored = raw.select("user_id", F.col("expected_ltv").alias("predicted")).join(
