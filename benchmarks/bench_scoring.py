@@ -1,4 +1,4 @@
-"""Scoring throughput: the pandas-UDF path in Spark vs the bare model in one process, per core.
+"""Scoring throughput: the Arrow UDF path in Spark vs the bare model in one process, per core.
 
 Same users and same model in the same run. The bare model runs with one torch thread (one core);
 the UDF path runs on local[2] (Spark gives each Python worker one thread: OMP_NUM_THREADS =
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 from pyspark.sql import functions as F
 
@@ -36,7 +37,7 @@ from ltv_spark.config import load_config
 from ltv_spark.features import FEATURE_COLUMNS
 from ltv_spark.model import LTVTransformer, ModelConfig
 from ltv_spark.scaling import FeatureScaling
-from ltv_spark.score import LoadedModel, loaded_model, score_users
+from ltv_spark.score import LoadedModel, loaded_model, model_batches, score_users
 from ltv_spark.sequences import SESSION_VECTOR
 from ltv_spark.session import build_spark
 
@@ -107,17 +108,16 @@ def _where_udf_time_goes(
     """The UDF's job split into the model's time inside the workers and the rest: the same batches
     as score_users, each timed around ``LoadedModel.predict`` in its Python worker."""
 
-    def timed(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def timed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         worker_model, seconds, users = loaded_model(folder), 0.0, 0
         for batch in batches:
-            for start in range(0, len(batch), batch_size):
-                part = batch.iloc[start : start + batch_size]
+            for part in model_batches(batch, batch_size):
                 started = time.perf_counter()
                 worker_model.predict(part)
                 seconds, users = seconds + time.perf_counter() - started, users + len(part)
-        yield pd.DataFrame({"users": [users], "seconds": [seconds]})
+        yield pa.RecordBatch.from_pydict({"users": [users], "seconds": [seconds]})
 
-    job = rows.mapInPandas(timed, "users long, seconds double")
+    job = rows.mapInArrow(timed, "users long, seconds double")
     job.collect()  # warm-up
     jobs, bare_rates = [], []
     for _ in range(repeats):  # the job and the bare model in turn
@@ -155,7 +155,7 @@ def _compare_explaining(rows, folder: str, batch_size: int, cores: int) -> None:
 
 
 def _compare_with_spark_udf(spark, rows, folder: str, frame, cores: int) -> None:
-    """The registered model: the project's mapInPandas UDF vs MLflow's spark_udf, users/s per core."""
+    """The registered model: the project's mapInArrow UDF vs MLflow's spark_udf, users/s per core."""
     import mlflow
 
     from ltv_spark.config import TrackingConfig

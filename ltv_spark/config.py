@@ -158,7 +158,7 @@ class TrackingConfig:
 class ScoreConfig:
     """Batch scoring (ltv_spark.score)."""
 
-    batch_size: int = 1024  # rows per model call inside the pandas UDF
+    batch_size: int = 1024  # rows per model call inside the scoring UDF
     model: str = "champion"  # champion | challenger | models:/<name>@<alias> or /<version> | a folder
     explain_steps: int = 8  # integrated-gradient steps behind each user's reasons (ltv_spark.explain)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
@@ -31,7 +32,7 @@ from mlflow.tracking import MlflowClient
 from ltv_spark.artifacts import MODEL_ARTIFACT, SCORING_FILES, latest_version_dir, read_json
 from ltv_spark.calibration import DecileCalibration
 from ltv_spark.config import TrackingConfig
-from ltv_spark.score import REGISTERED_PREFIX, LoadedModel, Predict, is_registered
+from ltv_spark.score import REGISTERED_PREFIX, LoadedModel, Predict, Rows, is_registered
 from ltv_spark.storage import Location
 from ltv_spark.tracking import as_tag, use_tracking
 
@@ -189,10 +190,11 @@ def worker_loader(uri: str) -> Callable[[], Predict]:
     """For a scoring UDF: a function that, in a Python worker, loads the pyfunc at ``uri`` once
     (from the registry this driver uses) and returns a ``predict`` for one task's batches.
 
-    The task's first batch goes through the pyfunc's ``predict``, which checks it against the
-    signature; the task's other batches have the same columns and types (one DataFrame's), so
-    they go straight to the model the pyfunc wraps. MLflow's check converts every array of every
-    row, which cost the registered model 45% of its speed (``benchmarks/bench_scoring.py``).
+    The task's first batch goes through the pyfunc's ``predict`` as a pandas frame, which checks
+    it against the signature; the task's other batches have the same columns and types (one
+    DataFrame's), so they go straight to the model the pyfunc wraps, as Arrow batches. MLflow's
+    check converts every array of every row, which cost the registered model 45% of its speed
+    (``benchmarks/bench_scoring.py``).
     """
     pyfunc = _worker_pyfunc(uri)
 
@@ -201,12 +203,14 @@ def worker_loader(uri: str) -> Callable[[], Predict]:
         inputs = model.metadata.get_input_schema().input_names()
         checked = False
 
-        def predict(frame: pd.DataFrame) -> pd.DataFrame:
+        def predict(rows: Rows) -> pd.DataFrame:
             nonlocal checked
             if not checked:
                 checked = True
+                frame = rows.to_pandas() if isinstance(rows, pa.RecordBatch) else rows
                 return model.predict(frame[inputs])  # the signature's columns, no others
-            return model.unwrap_python_model().predict(None, frame[inputs])
+            wrapped = model.unwrap_python_model()  # ltv_spark.pyfunc.LtvModel
+            return wrapped.model.predict(rows, wrapped.calibration)
 
         return predict
 

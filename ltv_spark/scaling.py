@@ -47,7 +47,7 @@ class FeatureScaling:
         return F.array(*scaled)
 
     def transform(self, values: np.ndarray) -> np.ndarray:
-        """The same on a (rows, features) numpy array, for scoring inside a pandas UDF."""
+        """The same on a (rows, features) numpy array, for the scoring UDF."""
         squashed = np.sign(values) * np.log1p(np.abs(values))
         return ((squashed - np.array(self.mean)) / np.array(self.std)).astype(np.float32)
 

@@ -1,4 +1,4 @@
-"""describe scoring: a pandas UDF that loads the model once per worker, and a MERGE per (user, date)."""
+"""describe scoring: an Arrow UDF that loads the model once per worker, and a MERGE per (user, date)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 from pyspark.sql import functions as F
@@ -24,6 +25,7 @@ from ltv_spark.pipeline.scoring import PREDICTIONS, score_as_of
 from ltv_spark.scaling import FeatureScaling
 from ltv_spark.score import (
     LoadedModel,
+    ModelInputs,
     add_deciles_and_segments,
     category_predictions,
     score_users,
@@ -93,6 +95,27 @@ def it_scores_exactly_like_the_model_called_directly(spark, tmp_path):
     assert len(udf_scores) == 50
     for column in ("expected_ltv", "p_buy", "churn_probability"):
         np.testing.assert_allclose(udf_scores[column], direct[column], rtol=1e-6)
+
+
+def it_reads_the_same_inputs_from_a_slice_of_an_arrow_batch_as_from_the_pandas_rows(spark):
+    frame = user_rows(spark, users=12).orderBy("user_id").toPandas()
+    frame.loc[4, "orders"] = None  # a null feature: NaN on both paths
+    batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
+    from_arrow = ModelInputs.of(batch.slice(3, 5), FEATURE_COLUMNS, MODEL)  # an offset into the buffers
+    from_pandas = ModelInputs.of(frame.iloc[3:8], FEATURE_COLUMNS, MODEL)
+    assert from_arrow.sequence.shape == (5, LENGTH * WIDTH) and from_arrow.mask.shape == (5, LENGTH)
+    assert np.isnan(from_arrow.static[1, FEATURE_COLUMNS.index("orders")])
+    for name in ("static", "sequence", "mask"):
+        np.testing.assert_array_equal(getattr(from_arrow, name), getattr(from_pandas, name))
+        assert getattr(from_arrow, name).dtype == getattr(from_pandas, name).dtype
+
+
+def it_names_the_list_column_whose_rows_have_the_wrong_length(spark):
+    frame = user_rows(spark, users=3).toPandas()
+    frame.at[1, "mask"] = frame.at[1, "mask"][:-1]  # one session short
+    batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
+    with pytest.raises(ValueError, match=f"column mask: expected {LENGTH} numbers in every row"):
+        ModelInputs.of(batch, FEATURE_COLUMNS, MODEL)
 
 
 def it_explains_each_score_on_the_executors_as_the_model_does_directly(spark, tmp_path):
