@@ -117,7 +117,14 @@ class LoadedModel:
 
     def inputs(self, rows: Rows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The model's inputs for ``rows``: sequence (B, N * F), mask (B, N), scaled static (B, S)."""
-        arrays = ModelInputs.of(rows, self.scaling.columns, self.model.config)
+        return self.tensors(self.arrays(rows))
+
+    def arrays(self, rows: Rows) -> ModelInputs:
+        """``rows``' arrays in this model's feature order and sequence shape, unscaled."""
+        return ModelInputs.of(rows, self.scaling.columns, self.model.config)
+
+    def tensors(self, arrays: ModelInputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``arrays`` as the model's inputs, the static features scaled."""
         static = self.scaling.transform(arrays.static)
         return torch.from_numpy(arrays.sequence), torch.from_numpy(arrays.mask), torch.from_numpy(static)
 
@@ -127,9 +134,10 @@ class LoadedModel:
         """Per row of ``frame``: the ``top`` reasons behind its predicted value against the average
         customer, ``average`` the average session, from ``steps`` integrated-gradient steps
         (ltv_spark.explain)."""
-        sequence, mask, static = self.inputs(frame)
+        arrays = self.arrays(frame)
+        sequence, mask, static = self.tensors(arrays)
         static_part, session_part = integrated_gradients(self.model, sequence, mask, static, average, steps)
-        values = ModelInputs.of(frame, self.scaling.columns, self.model.config).static
+        values = arrays.static
         means = session_means(sequence.numpy(), mask.numpy(), self.model.config.session_features)
         return top_reasons(
             self.scaling.columns, values, static_part.numpy(), session_part.numpy(), means, average, top
