@@ -41,7 +41,14 @@ def label_rows(
     earlier row of the same batch carries it.
     """
     good = F.col("reason").isNull()
-    window = Window.partitionBy("event_id", good).orderBy(*[F.col(c).asc_nulls_last() for c in _KEEP_ORDER])
+    # The id's hash leads the sort: ids share long prefixes (``u00028308-000054``), so sorting by the
+    # id itself compares most pairs in full; by the hash, almost every pair is told apart by its
+    # 8-byte sort prefix (the same groups: the hash is a function of the id). Ranking 2.1 million
+    # events took 2.9-3.3 s against 4.0-4.1 s; ingesting 8.9 million, 117-127 s against 123-142 s
+    # (within this machine's swings).
+    window = Window.partitionBy(F.xxhash64("event_id"), "event_id", good).orderBy(
+        *[F.col(c).asc_nulls_last() for c in _KEEP_ORDER]
+    )
     ranked = classified.withColumn("_rank", F.row_number().over(window))
     if existing_event_ids is not None:
         seen = existing_event_ids.select("event_id").distinct().withColumn("_seen", F.lit(True))
