@@ -119,6 +119,6 @@ def it_parses_each_raw_value_once_however_many_rules_read_it(spark):
     labelled = label_rows(classify_events(raw_frame(spark, [GOOD_VIEW, GOOD_BUY]), MIN, MAX))
     plan = labelled._jdf.queryExecution().optimizedPlan().toString()
     # Spark evaluates an expression as often as it is written into the plan: the time parse (read
-    # by three rules and the output) and the reason (read by raw, the dedupe and the status) once.
+    # by two rules and the output) and the reason (read by raw, the dedupe and the status) once.
     assert plan.count("timestamp_millis(") == 1, plan
     assert plan.count(f"THEN {Reason.MISSING_ORDER_ID}") == 1, plan
