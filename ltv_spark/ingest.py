@@ -42,7 +42,7 @@ def label_rows(
     """
     good = F.col("reason").isNull()
     # The id's hash leads the sort: ids share long prefixes (``u00028308-000054``), so sorting by the
-    # id itself compares most pairs in full; by the hash, almost every pair is told apart by its
+    # id itself compares many pairs in full; by the hash, almost every pair is told apart by its
     # 8-byte sort prefix (the same groups: the hash is a function of the id). Ranking 2.1 million
     # events took 2.9-3.3 s against 4.0-4.1 s; ingesting 8.9 million, 117-127 s against 123-142 s
     # (within this machine's swings).
